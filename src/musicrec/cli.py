@@ -1,0 +1,355 @@
+"""The ``musicrec`` command: generate data, train, evaluate, recommend.
+
+Every command exits 2 with a one-line message on bad input (a MusicrecError), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from musicrec.config import SAMPLE_SONGS_CSV, get_settings
+from musicrec.data.encoding import CONFIDENCE_SCHEMES, DEFAULT_CONFIDENCE, encode_interactions
+from musicrec.data.loading import file_fingerprint, load_interactions, load_songs
+from musicrec.data.synthetic import (
+    FULL_KKBOX,
+    OracleRecommender,
+    PlantedTaste,
+    SyntheticSpec,
+    generate,
+    planted_path,
+)
+from musicrec.errors import InvalidParameterError, MusicrecError
+from musicrec.models.als import DEFAULT_ALS_PARAMS, als_backend
+from musicrec.models.artifacts import load_bundle, save_bundle
+from musicrec.models.base import top_n
+from musicrec.training import ModelSpec, compare_models, train_bundle
+
+app = typer.Typer(
+    help="musicrec: music recommendations with implicit ALS and federated fine-tuning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+out_console = Console()
+
+DataOption = Annotated[
+    Path, typer.Option("--data", help="KKBox-schema listening log (CSV/Parquet).")
+]
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit 2 (bad input)."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn musicrec's domain errors into the CLI's exit code 2 with the message."""
+    try:
+        yield
+    except MusicrecError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr; yields a callback(done, total)."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not enabled or not sys.stderr.isatty(),
+    )
+    task = progress.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        yield update
+
+
+def _load_encoded(path: Path) -> tuple[Any, str]:
+    with user_errors():
+        table = load_interactions(path)
+        return encode_interactions(table), file_fingerprint(path)
+
+
+def _confidence_option(value: str) -> str:
+    if value not in CONFIDENCE_SCHEMES:
+        raise typer.BadParameter(f"use one of {', '.join(CONFIDENCE_SCHEMES)}")
+    return value
+
+
+@app.command("generate")
+def generate_command(
+    out: Annotated[Path, typer.Option("--out", help="Output file: .csv or .parquet.")],
+    rows: Annotated[int, typer.Option(min=1, help="Listening events to write.")] = 1_000_000,
+    users: Annotated[int, typer.Option(min=1)] = 10_000,
+    songs: Annotated[int, typer.Option(min=2)] = 100_000,
+    full_scale: Annotated[
+        bool,
+        typer.Option(
+            "--full-scale", help="KKBox size: 7,377,418 rows, 30,755 users, 359,966 songs."
+        ),
+    ] = False,
+    scale: Annotated[
+        float | None, typer.Option(min=0.0001, max=1.0, help="Fraction of the full KKBox size.")
+    ] = None,
+    clusters: Annotated[int, typer.Option(min=1, help="Planted taste clusters (rank).")] = 32,
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Generate a synthetic KKBox-schema listening log with planted taste (seeded, streaming)."""
+    if full_scale or scale is not None:
+        factor = 1.0 if full_scale else float(scale or 1.0)
+        rows, users, songs = (
+            max(1, round(FULL_KKBOX[key] * factor)) for key in ("rows", "users", "songs")
+        )
+    spec = SyntheticSpec(rows=rows, users=users, songs=songs, clusters=clusters, seed=seed)
+    with user_errors(), progress_bar("generating rows") as update:
+        summary = generate(out, spec, progress=update)
+    out_console.print_json(json.dumps(summary))
+
+
+@app.command("train")
+def train_command(
+    data: DataOption,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the model artifact to.")],
+    model_type: Annotated[str, typer.Option("--model-type", help="als or popularity.")] = "als",
+    factors: Annotated[int, typer.Option(min=1, max=1024)] = DEFAULT_ALS_PARAMS["factors"],
+    iterations: Annotated[int, typer.Option(min=1, max=1000)] = DEFAULT_ALS_PARAMS["iterations"],
+    regularization: Annotated[float, typer.Option(min=0.0)] = DEFAULT_ALS_PARAMS["regularization"],
+    alpha: Annotated[float, typer.Option(min=0.0)] = DEFAULT_ALS_PARAMS["alpha"],
+    seed: Annotated[int, typer.Option()] = DEFAULT_ALS_PARAMS["seed"],
+    confidence: Annotated[
+        str, typer.Option(callback=_confidence_option, help="How listens become values r.")
+    ] = DEFAULT_CONFIDENCE,
+) -> None:
+    """Train a model on a listening log and save it as an artifact directory."""
+    if out.exists():
+        fail(f"{out}: already exists; choose a new output directory")
+    encoded, fingerprint = _load_encoded(data)
+    params = (
+        {
+            "factors": factors,
+            "iterations": iterations,
+            "regularization": regularization,
+            "alpha": alpha,
+            "seed": seed,
+        }
+        if model_type.lower() == "als"
+        else {}
+    )
+    err_console.print(f"ALS backend: {als_backend()}", highlight=False)
+    with user_errors(), progress_bar("training (iterations)") as update, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        bundle = train_bundle(
+            encoded,
+            model_type,
+            params,
+            confidence,
+            update,
+            fingerprint,
+            threads=get_settings().threads_per_job,
+        )
+    for note in bundle.meta.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+    bundle.meta["data_path"] = str(data)
+    with user_errors():
+        save_bundle(bundle, out)
+    out_console.print_json(
+        json.dumps(
+            {
+                "model": str(out),
+                "type": bundle.model.model_type,
+                "params": bundle.model.params(),
+                "data": bundle.meta["data"],
+                "fit_seconds": bundle.meta["fit_seconds"],
+            }
+        )
+    )
+
+
+def _print_metric_table(report: dict[str, Any]) -> None:
+    models = report["models"]
+    keys = list(next(iter(models.values())).keys())
+    table = Table(
+        title=f"{report['split']['method']} (seed {report['split']['seed']}, "
+        f"{report['split']['test_users']} test users)"
+    )
+    table.add_column("model")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, metrics in models.items():
+        table.add_row(name, *(f"{metrics[key]:.4f}" for key in keys))
+    out_console.print(table)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    data: DataOption,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Also evaluate the params of this saved model.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 42,
+    k: Annotated[
+        int, typer.Option("-k", min=1, max=1000, help="Cut-off of the ranking metrics.")
+    ] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compare popularity and ALS (default params) on one per-user holdout split."""
+    encoded, _ = _load_encoded(data)
+    specs = [
+        ModelSpec("popularity", "popularity", {}),
+        ModelSpec("als", "als", dict(DEFAULT_ALS_PARAMS)),
+    ]
+    if model is not None:
+        with user_errors():
+            saved = load_bundle(model)
+        specs.append(
+            ModelSpec(
+                f"model:{model.name}",
+                saved.model.model_type,
+                saved.model.params(),
+                saved.meta.get("confidence", DEFAULT_CONFIDENCE),
+            )
+        )
+    planted_file = planted_path(data)
+    if planted_file.exists():
+        planted = PlantedTaste.load(planted_file)
+        specs.append(
+            ModelSpec(
+                "oracle",
+                "oracle",
+                {},
+                factory=lambda: OracleRecommender(planted, encoded.users, encoded.songs),
+            )
+        )
+    with user_errors(), progress_bar("evaluating models", enabled=not as_json) as update:
+        report = compare_models(
+            encoded,
+            specs,
+            seed=seed,
+            k=k,
+            on_stage=lambda _name, i, n: update(i, n),
+            threads=get_settings().threads_per_job,
+        )
+    report["backend"] = als_backend()
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_metric_table(report)
+
+
+def _resolve_user(bundle: Any, user: str) -> int:
+    if user.isdigit():
+        index = int(user)
+        if index >= len(bundle.users):
+            last = len(bundle.users) - 1
+            raise InvalidParameterError(
+                f"user index {index} is out of range; the model knows users 0..{last}"
+            )
+        return index
+    index = int(bundle.users.lookup([user])[0])
+    return index  # -1 means an unknown listener: cold start
+
+
+@app.command("recommend")
+def recommend_command(
+    model: Annotated[Path, typer.Option("--model", help="Model artifact directory.")],
+    user: Annotated[str, typer.Option("--user", help="User index or msno.")],
+    n: Annotated[int, typer.Option("-n", min=1, max=1000, help="How many songs.")] = 10,
+    songs_csv: Annotated[
+        Path | None, typer.Option("--songs", help="songs.csv for titles (default: bundled).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recommend songs for one listener; unknown listeners get the popular songs (cold start)."""
+    with user_errors():
+        bundle = load_bundle(model)
+        index = _resolve_user(bundle, user)
+    cold_start = index < 0
+    if cold_start:
+        scores = bundle.popular_songs().astype(np.float32)[None, :]
+        ids, values = top_n(scores, n)
+        ids, values = ids[0], values[0]
+    else:
+        with user_errors():
+            id_rows, value_rows = bundle.model.recommend(
+                np.array([index]), n, bundle.heard[[index]]
+            )
+        ids, values = id_rows[0], value_rows[0]
+    keep = ids >= 0
+    song_ids = bundle.songs.ids[ids[keep]].tolist()
+    rows = [{"song_id": s, "score": float(v)} for s, v in zip(song_ids, values[keep], strict=True)]
+    songs_file = songs_csv or SAMPLE_SONGS_CSV
+    if songs_file.exists():
+        with user_errors():
+            meta = load_songs(songs_file).set_index("song_id")
+        for row in rows:
+            if row["song_id"] in meta.index:
+                info = meta.loc[row["song_id"]]
+                row["artist_name"] = (
+                    None if info.isna()["artist_name"] else str(info["artist_name"])
+                )
+    result = {"user": user, "cold_start": cold_start, "recommendations": rows}
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    out_console.print(f"user {user}{' (cold start: popular songs)' if cold_start else ''}")
+    for rank, row in enumerate(rows, start=1):
+        artist = f"  {row['artist_name']}" if row.get("artist_name") else ""
+        out_console.print(
+            f"{rank:3d}. {row['song_id']}  {row['score']:.4f}{artist}", highlight=False
+        )
+
+
+@app.command("demo")
+def demo_command(
+    data: Annotated[Path | None, typer.Option("--data")] = None,
+) -> None:
+    """Train on the bundled sample, evaluate against popularity, print recommendations."""
+    path = data or get_settings().sample_data
+    out_console.print(f"[bold]musicrec demo[/bold] on {path}")
+    evaluate_command(data=path, model=None, seed=42, k=10, as_json=False)
+    out_dir = Path(os.environ.get("MUSICREC_DEMO_OUT", "var/demo-model"))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    train_command(
+        data=path,
+        out=out_dir,
+        model_type="als",
+        **{
+            key: DEFAULT_ALS_PARAMS[key]
+            for key in ("factors", "iterations", "regularization", "alpha", "seed")
+        },
+        confidence=DEFAULT_CONFIDENCE,
+    )
+    recommend_command(model=out_dir, user="0", n=10, songs_csv=None, as_json=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

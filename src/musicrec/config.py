@@ -1,0 +1,45 @@
+"""Settings read from the environment (prefix ``MUSICREC_``), validated once, used everywhere."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
+SAMPLE_TRAIN_CSV = SAMPLE_DIR / "kkbox_train_10k.csv"
+SAMPLE_SONGS_CSV = SAMPLE_DIR / "kkbox_songs.csv"
+SAMPLE_MEMBERS_CSV = SAMPLE_DIR / "kkbox_members.csv"
+
+
+class Settings(BaseSettings):
+    """Every knob of musicrec; the README's configuration table is generated from this class."""
+
+    model_config = SettingsConfigDict(env_prefix="MUSICREC_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/musicrec.db",
+        description="SQLAlchemy URL of the registry database (SQLite file or postgresql+psycopg).",
+    )
+    artifact_dir: Path = Field(
+        default=Path("var/artifacts"), description="Directory holding model artifact files."
+    )
+    sample_data: Path = Field(
+        default=SAMPLE_TRAIN_CSV, description="The bundled KKBox sample used by demos."
+    )
+    threads_per_job: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="BLAS/OpenMP threads one training job may use (keeps serving responsive).",
+    )
+    seed: int = Field(default=42, description="Default random seed for splits and training.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Data: the KKBox schema, loading and validation, id encoding, splits, synthetic data."""
