@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from musicrec.data.encoding import encode_interactions
@@ -40,6 +41,12 @@ def test_deterministic_and_parquet(tmp_path):
     assert load_interactions(tmp_path / "c.parquet").num_rows == 5_000
 
 
+def test_large_chunks(tmp_path):
+    # pyarrow turns numpy string arrays of this size into chunked arrays.
+    spec = SyntheticSpec(rows=400_000, users=2_000, songs=50_000, seed=2)
+    assert generate(tmp_path / "g.csv", spec)["rows"] == 400_000
+
+
 def test_heavy_tail_activity_still_exact(tmp_path):
     spec = SyntheticSpec(rows=20_000, users=50, songs=1_000, activity_sigma=2.5, seed=1)
     assert generate(tmp_path / "g.csv", spec)["rows"] == 20_000
@@ -70,3 +77,13 @@ def test_oracle_is_the_ceiling(tmp_path):
     )
     recall = {name: m["recall@10"] for name, m in report["models"].items()}
     assert recall["oracle"] > recall["als"] > recall["popularity"]
+
+
+def test_oracle_pair_scores_match_rows(tmp_path):
+    path = tmp_path / "g.csv"
+    generate(path, SyntheticSpec(rows=5_000, users=100, songs=1_000, seed=4))
+    data = encode_interactions(load_interactions(path))
+    oracle = OracleRecommender(PlantedTaste.load(planted_path(path)), data.users, data.songs)
+    users, songs = np.array([0, 5, 99]), np.array([3, 500, len(data.songs) - 1])
+    expected = oracle.user_scores(users)[np.arange(3), songs]
+    np.testing.assert_allclose(oracle.pair_scores(users, songs), expected)

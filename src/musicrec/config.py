@@ -37,6 +37,19 @@ class Settings(BaseSettings):
         description="BLAS/OpenMP threads one training job may use (keeps serving responsive).",
     )
     seed: int = Field(default=42, description="Default random seed for splits and training.")
+    worker_pool_size: int = Field(
+        default=1, ge=1, le=32, description="Training/federation jobs that may run at once."
+    )
+    job_poll_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="How often the job dispatcher looks for work."
+    )
+    fault_pause_at: str | None = Field(
+        default=None,
+        description=(
+            "Testing only: 'STAGE:SECONDS' makes a job worker pause at a stage "
+            "(training, artifact-write) so crash tests can kill it there."
+        ),
+    )
 
 
 @lru_cache(maxsize=1)

@@ -106,6 +106,12 @@ class PlantedTaste:
         taste = self.theta[user_rows][:, self.song_cluster] * within_p
         return self.global_share * global_p + (1.0 - self.global_share) * taste
 
+    def pair_scores(self, user_rows: np.ndarray, song_rows: np.ndarray) -> np.ndarray:
+        """p(s | u) for each (planted user row, planted song row) pair."""
+        global_p, within_p = self.song_probabilities()
+        taste = self.theta[user_rows, self.song_cluster[song_rows]] * within_p[song_rows]
+        return self.global_share * global_p[song_rows] + (1.0 - self.global_share) * taste
+
     def save(self, path: Path) -> None:
         with open(path, "wb") as handle:
             np.savez(
@@ -167,8 +173,9 @@ class OracleRecommender(Recommender):
         raise InvalidParameterError("the oracle only scores listeners it generated")
 
     def pair_scores(self, user_indices: np.ndarray, song_indices: np.ndarray) -> np.ndarray:
-        rows = self.user_scores(np.asarray(user_indices))
-        return rows[np.arange(rows.shape[0]), np.asarray(song_indices)]
+        users = self.user_rows[np.asarray(user_indices)]
+        songs = self.song_rows[np.asarray(song_indices)]
+        return self.planted.pair_scores(users, songs)
 
     def params(self) -> dict[str, Any]:
         return {}
@@ -343,7 +350,8 @@ def generate(
             logit = -0.2 + 0.5 * np.clip(np.log(affinity + 1e-9), -4, 3) + context_shift[context]
             target = (rng.random(row_users.shape[0]) < 1 / (1 + np.exp(-logit))).astype(np.int8)
             indices = pa.array(context)
-            batch = pa.record_batch(
+            # pa.table, not record_batch: pyarrow chunks large numpy string arrays.
+            batch = pa.table(
                 [
                     pa.array(user_ids[row_users]),
                     pa.array(song_ids[row_songs]),
@@ -352,7 +360,7 @@ def generate(
                 ],
                 schema=schema,
             )
-            writer.write_batch(batch)
+            writer.write_table(batch)
             written += batch.num_rows
             positives += int(target.sum())
             seen_songs[row_songs] = True

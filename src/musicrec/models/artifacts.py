@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -91,10 +92,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
+def save_bundle(
+    bundle: ModelBundle,
+    directory: str | Path,
+    before_commit: Callable[[], None] | None = None,
+) -> Path:
     """Write the artifact atomically: into a temporary sibling directory, then one rename.
 
-    A crash at any moment leaves either no directory or a complete one.
+    A crash at any moment leaves either no directory or a complete one (plus, at worst, a
+    dot-named temporary directory that the registry cleans up). ``before_commit`` runs just
+    before the rename (progress reporting and fault-injection tests).
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +133,8 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
             json.dump(meta, handle, indent=2, sort_keys=True)
             handle.flush()
             os.fsync(handle.fileno())
+        if before_commit is not None:
+            before_commit()
         os.rename(tmp, directory)
         _fsync_dir(directory.parent)
     except BaseException:
