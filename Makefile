@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The API on 127.0.0.1:8000 with the embedded SQLite registry under var/; on first start it
+# imports the bundled sample and trains the default model, so /predict answers at once.
 run: install
-	$(BIN)/musicrec demo
+	$(BIN)/musicrec serve --host 127.0.0.1 --port 8000
 
 lint: install
 	$(BIN)/ruff check $(SRC)

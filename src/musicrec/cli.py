@@ -347,6 +347,31 @@ def demo_command(
     recommend_command(model=out_dir, user="0", n=10, songs_csv=None, as_json=False)
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Start the HTTP API (configured by MUSICREC_* environment variables)."""
+    import uvicorn
+
+    from musicrec.api.app import create_app
+
+    with user_errors():
+        application = create_app()
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run background jobs in this process (when the API runs with MUSICREC_RUN_JOBS=false)."""
+    from musicrec.jobs import serve_workers
+
+    serve_workers()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

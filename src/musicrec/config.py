@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +43,36 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(
         default=0.5, gt=0, le=60, description="How often the job dispatcher looks for work."
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="When set, every mutating API endpoint requires this value in X-API-Key.",
+    )
+    bootstrap: bool = Field(
+        default=True,
+        description=(
+            "On first start with an empty registry, import the bundled sample as dataset "
+            "'kkbox-sample' and train and activate a default ALS model."
+        ),
+    )
+    run_jobs: bool = Field(
+        default=True,
+        description="Run the job dispatcher inside the API process (false: `musicrec worker`).",
+    )
+    max_upload_bytes: int = Field(
+        default=1 << 30, ge=1, description="Largest dataset upload accepted (bytes); 413 past it."
+    )
+    songs_csv: Path | None = Field(
+        default=SAMPLE_SONGS_CSV,
+        description="songs.csv whose metadata /predict?details=true adds (empty: none).",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (JSON list); empty: CORS off."
+    )
+    log_level: str = Field(default="INFO", description="Log level of the service.")
+    log_file: Path | None = Field(
+        default=None, description="Also write JSON log lines to this file (e.g. logs/api.log)."
+    )
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Where the UI finds the API.")
     fault_pause_at: str | None = Field(
         default=None,
         description=(

@@ -27,3 +27,7 @@ class NotFoundError(MusicrecError):
 
 class ConflictError(MusicrecError):
     """The request is valid but the state does not allow it (e.g. activating a failed model)."""
+
+
+class UnavailableError(MusicrecError):
+    """The service cannot answer yet (e.g. no active model)."""

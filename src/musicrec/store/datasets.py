@@ -26,7 +26,7 @@ from musicrec.data.loading import load_interactions
 from musicrec.data.schema import INTERACTION_COLUMNS
 from musicrec.errors import ConflictError, InvalidParameterError, NotFoundError
 from musicrec.store.db import is_sqlite
-from musicrec.store.tables import datasets, interactions
+from musicrec.store.tables import as_utc, datasets, interactions
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _BATCH_ROWS = 200_000
@@ -93,7 +93,10 @@ def _distinct(table: pa.Table, column: str) -> int:
 
 
 def _row(record: Any) -> DatasetInfo:
-    return DatasetInfo(**{key: getattr(record, key) for key in DatasetInfo.__dataclass_fields__})
+    fields = {key: getattr(record, key) for key in DatasetInfo.__dataclass_fields__}
+    fields["created_at"] = as_utc(fields["created_at"])
+    fields["updated_at"] = as_utc(fields["updated_at"])
+    return DatasetInfo(**fields)
 
 
 class DatasetStore:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, insert, select, update
 
 from musicrec.errors import ConflictError, NotFoundError
-from musicrec.store.tables import jobs, models
+from musicrec.store.tables import as_utc, jobs, models
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -36,7 +36,10 @@ class JobRecord:
 
 
 def _record(row: Any) -> JobRecord:
-    return JobRecord(**{k: getattr(row, k) for k in JobRecord.__dataclass_fields__})
+    fields = {k: getattr(row, k) for k in JobRecord.__dataclass_fields__}
+    for key in ("created_at", "started_at", "finished_at", "updated_at"):
+        fields[key] = as_utc(fields[key])
+    return JobRecord(**fields)
 
 
 class JobStore:

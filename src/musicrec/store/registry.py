@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from musicrec.errors import ArtifactError, ConflictError, NotFoundError
 from musicrec.models.artifacts import ModelBundle, load_bundle, save_bundle
 from musicrec.store.db import is_sqlite
-from musicrec.store.tables import active_model, models
+from musicrec.store.tables import active_model, as_utc, models
 
 MODEL_STATUSES = ("queued", "training", "ready", "failed", "broken")
 
@@ -48,6 +48,8 @@ class ModelRecord:
 
 def _record(row: Any, active_id: str | None) -> ModelRecord:
     fields = {k: getattr(row, k) for k in ModelRecord.__dataclass_fields__ if k != "is_active"}
+    for key in ("created_at", "finished_at"):
+        fields[key] = as_utc(fields[key])
     return ModelRecord(**fields, is_active=row.id == active_id)
 
 
@@ -186,7 +188,9 @@ class ModelRegistry:
         """Load and verify a ready model's artifact; a failure marks it ``broken``."""
         record = self.get(model_id)
         if record.status != "ready":
-            raise ConflictError(f"model {model_id!r} is {record.status}, not ready")
+            raise ConflictError(
+                f"model {model_id!r} is {record.status}; only a ready model can be loaded or active"
+            )
         try:
             return load_bundle(self.artifact_path(record), expected_sha256=record.artifact_sha256)
         except ArtifactError as exc:

@@ -1,0 +1,80 @@
+"""The API as a real server: uvicorn in its own process, httpx over loopback, a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.api_helpers import free_port, wait_for_job
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "musicrec.cli", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise AssertionError("server did not become healthy")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("server did not stop on SIGTERM")
+
+
+def test_train_set_predict_restart(database_url, tmp_path):
+    env = {
+        "MUSICREC_DATABASE_URL": database_url,
+        "MUSICREC_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "MUSICREC_JOB_POLL_SECONDS": "0.1",
+    }
+    port = free_port()
+    server = start_server(env, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            fit = client.post("/fit", json={"model_name": "http", "factors": 16, "iterations": 5})
+            assert fit.status_code == 202
+            job = wait_for_job(client, fit.json()["job_id"])
+            assert job["status"] == "succeeded", job["error"]
+            model_id = fit.json()["model_id"]
+            assert client.post("/set", params={"model_id": model_id}).status_code == 200
+            known = client.post("/predict", params={"user_id": 7, "n": 10}).json()
+            assert known["model_id"] == model_id and known["cold_start"] is False
+            unknown = client.post("/predict", params={"user_id": 999_999, "n": 10}).json()
+            assert unknown["cold_start"] is True and len(unknown["recommendations"]) == 10
+            history = client.post("/recommend", json={"songs": known["recommendations"][:3]}).json()
+            assert history["cold_start"] is False and len(history["recommendations"]) == 10
+    finally:
+        stop_server(server)
+
+    restarted = start_server(env, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            again = client.post("/predict", params={"user_id": 7, "n": 10}).json()
+            assert again["model_id"] == model_id
+            assert again["recommendations"] == known["recommendations"]
+            assert len(client.get("/models").json()) == 2  # bootstrap model + ours, nothing lost
+    finally:
+        stop_server(restarted)
