@@ -33,10 +33,14 @@ from musicrec.data.synthetic import (
     planted_path,
 )
 from musicrec.errors import InvalidParameterError, MusicrecError
+from musicrec.federated.config import FederatedConfig as _FederatedDefaults
 from musicrec.models.als import DEFAULT_ALS_PARAMS, als_backend
 from musicrec.models.artifacts import load_bundle, save_bundle
 from musicrec.models.base import top_n
+from musicrec.store import open_store
 from musicrec.training import ModelSpec, compare_models, train_bundle
+
+FEDERATED_DEFAULTS = _FederatedDefaults()
 
 app = typer.Typer(
     help="musicrec: music recommendations with implicit ALS and federated fine-tuning.",
@@ -345,6 +349,145 @@ def demo_command(
         confidence=DEFAULT_CONFIDENCE,
     )
     recommend_command(model=out_dir, user="0", n=10, songs_csv=None, as_json=False)
+
+
+def _round_line(done: int, total: int, row: dict[str, Any]) -> str:
+    quality = ""
+    if "recall@10" in row:
+        quality = f" recall@10 {row['recall@10']:.4f} ndcg@10 {row['ndcg@10']:.4f}"
+    return (
+        f"round {done}/{total}{quality} up {row['bytes_up_per_client'] / 1e3:,.0f} kB/client "
+        f"down {row['bytes_down_per_client'] / 1e3:,.0f} kB/client {row['seconds']:.2f} s"
+    )
+
+
+@app.command("federate")
+def federate_command(
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Listening log (CSV/Parquet) the clients split.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="A stored dataset instead of --data.")
+    ] = None,
+    clients: Annotated[
+        int | None,
+        typer.Option("--clients", min=1, help="Number of clients (silos); same as silo:N."),
+    ] = None,
+    partition: Annotated[
+        str | None,
+        typer.Option(help="'user' (one client per listener) or 'silo:N'. Default silo:10."),
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, max=10_000)] = FEDERATED_DEFAULTS.rounds,
+    clients_per_round: Annotated[
+        int, typer.Option(min=0, help="Clients sampled per round (0 = all).")
+    ] = 0,
+    dp_epsilon: Annotated[
+        float, typer.Option(min=0.0, help="Differential privacy budget (0 = off).")
+    ] = 0.0,
+    secagg: Annotated[
+        bool, typer.Option("--secagg", help="Secure aggregation: the server sees only the sum.")
+    ] = False,
+    aggregation: Annotated[
+        str, typer.Option(help="mean | clip | trimmed-mean | median (robust rules).")
+    ] = "mean",
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = FEDERATED_DEFAULTS.learning_rate,
+    max_upload_bytes: Annotated[
+        int, typer.Option(min=1024, help="Bound on one client's upload per round.")
+    ] = FEDERATED_DEFAULTS.max_upload_bytes,
+    base_model: Annotated[
+        str | None,
+        typer.Option("--base-model", help="Registry model id (or artifact dir) to fine-tune."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Name of the resulting model.")] = None,
+    seed: Annotated[int, typer.Option()] = 42,
+    register: Annotated[
+        bool,
+        typer.Option("--register/--no-register", help="Publish the model in the registry."),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Federated fine-tuning on Flower's simulation engine: clients keep their listens."""
+    from musicrec.federated.config import FederatedConfig
+    from musicrec.federated.data import parse_partition
+    from musicrec.federated.runs import create_federated_model, run_and_publish
+    from musicrec.federated.simulation import run_federated
+
+    if (data is None) == (dataset is None):
+        fail("give exactly one of --data PATH or --dataset NAME")
+    if dataset is not None and not register:
+        fail("--dataset runs read the registry's database; drop --no-register")
+    if clients is not None and partition is not None:
+        fail("give --clients N or --partition, not both")
+    scheme = partition or f"silo:{clients or 10}"
+    config = FederatedConfig(
+        data_path=str(data or ""),
+        seed=seed,
+        rounds=rounds,
+        clients_per_round=clients_per_round,
+        learning_rate=learning_rate,
+        aggregation=aggregation,
+        dp_epsilon=dp_epsilon,
+        secagg=secagg,
+        max_upload_bytes=max_upload_bytes,
+    )
+    base_path = Path(base_model) if base_model and Path(base_model).is_dir() else None
+    with user_errors():
+        config.validate() if data is not None else None
+        if data is not None and not data.exists():
+            raise InvalidParameterError(f"{data}: no such file")
+    with progress_bar("federated rounds", enabled=not as_json) as update:
+
+        def on_round(done: int, total: int, row: dict[str, Any]) -> None:
+            update(done, total)
+            if not as_json:
+                err_console.print(_round_line(done, total, row), highlight=False)
+
+        with user_errors():
+            if register:
+                settings = get_settings()
+                store = open_store(settings.database_url, settings.artifact_dir)
+                parent = None if base_path else base_model
+                if base_path:
+                    config.base_model_path = str(base_path)
+                if dataset is not None:
+                    parse_partition(scheme, store.datasets.get(dataset).users)
+                label = name or f"federated-{parent or 'scratch'}"
+                record = create_federated_model(store, label, config, scheme, parent, dataset)
+                try:
+                    report, _ = run_and_publish(
+                        store, config, scheme, record.id, dataset=dataset, on_round=on_round
+                    )
+                    if base_path:
+                        report["base_model"] = str(base_path)
+                except BaseException as exc:
+                    store.registry.mark_failed(record.id, str(exc) or type(exc).__name__)
+                    raise
+            else:
+                if base_model and base_path is None:
+                    raise InvalidParameterError(
+                        f"--base-model {base_model}: with --no-register give an artifact directory"
+                    )
+                config.base_model_path = str(base_path or "")
+                report, _ = run_federated(config, scheme, on_round=on_round)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    _print_metric_table(report)
+    privacy = report["privacy"]
+    summary = (
+        f"aggregation {privacy['aggregation']}, secure aggregation "
+        f"{'on' if privacy['secagg'] else 'off'}"
+    )
+    if privacy.get("epsilon") is not None:
+        summary += f", DP epsilon {privacy['epsilon']:.2f} (delta {privacy['delta']:.1e})"
+    err_console.print(summary, highlight=False)
+    for note in report.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+    if "model_id" in report:
+        err_console.print(
+            f"registered model {report['model_id']} (parent {report['parent_id'] or 'none'})",
+            highlight=False,
+        )
 
 
 @app.command("serve")

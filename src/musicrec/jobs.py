@@ -131,7 +131,35 @@ def _commit_check(report: JobReporter) -> None:
     report(0.97, "committing artifact", force=True)  # raises if cancelled or taken over
 
 
-JOB_KINDS = {"train": run_train_job}
+def run_federate_job(store: Store, job: JobRecord, report: JobReporter, settings: Settings) -> None:
+    """A federated fine-tuning run on Flower's simulation engine, published as a new model."""
+    # Imported here: Flower and Ray are heavy and only federated jobs need them.
+    from musicrec.federated.config import config_from_mapping
+    from musicrec.federated.runs import run_and_publish
+
+    params = job.params
+    if job.model_id is None:
+        raise MusicrecError("federated job has no model")
+    config = config_from_mapping(params["config"])
+    report(0.02, f"preparing dataset {params['dataset']} for the clients", force=True)
+
+    def on_round(done: int, total: int, row: dict[str, Any]) -> None:
+        recall = row.get("recall@10")
+        quality = f", recall@10 {recall:.4f}" if recall is not None else ""
+        report(0.05 + 0.85 * done / max(1, total), f"round {done}/{total}{quality}", force=True)
+
+    run_and_publish(
+        store,
+        config,
+        params["partition"],
+        job.model_id,
+        dataset=params["dataset"],
+        on_round=on_round,
+        before_commit=lambda: _commit_check(report),
+    )
+
+
+JOB_KINDS = {"train": run_train_job, "federate": run_federate_job}
 
 
 def run_job(job_id: str, settings: Settings | None = None) -> int:
@@ -238,6 +266,45 @@ class JobRunner:
                 "model_params": params,
                 "confidence": confidence,
                 "evaluate": evaluate,
+            },
+            model_id=model.id,
+        )
+        self._wake.set()
+        return job, model
+
+    def submit_federate(
+        self,
+        dataset: str,
+        name: str,
+        config: dict[str, Any],
+        partition: str,
+        base_model_id: str | None,
+    ) -> tuple[JobRecord, ModelRecord]:
+        """Queue a federated run; validates everything a worker would reject, before queueing."""
+        from musicrec.federated.config import config_from_mapping
+        from musicrec.federated.data import parse_partition
+        from musicrec.federated.runs import create_federated_model
+
+        info = self.store.datasets.get(dataset)
+        federated = config_from_mapping({**config, "data_path": f"dataset:{dataset}"}).validate()
+        parse_partition(partition, info.users)
+        if base_model_id:
+            base = self.store.registry.get(base_model_id)
+            if base.status != "ready" or base.type != "als":
+                raise ConflictError(
+                    f"base model {base_model_id!r} is a {base.status} {base.type} model; "
+                    "federated fine-tuning needs a ready ALS model"
+                )
+        model = create_federated_model(
+            self.store, name, federated, partition, base_model_id, dataset
+        )
+        job = self.store.jobs.create(
+            "federate",
+            {
+                "dataset": dataset,
+                "partition": partition,
+                "base_model_id": base_model_id,
+                "config": {k: v for k, v in config.items() if k != "data_path"},
             },
             model_id=model.id,
         )

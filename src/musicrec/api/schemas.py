@@ -66,6 +66,52 @@ class FitAccepted(BaseModel):
     warnings: list[str] = []
 
 
+class FederateRequest(Strict):
+    """Federated fine-tuning of the active model (or from scratch) on Flower's simulation."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"rounds": 20, "clients": 10},
+                {
+                    "model_name": "federated-dp",
+                    "partition": "silo:20",
+                    "rounds": 10,
+                    "clients_per_round": 10,
+                    "dp_epsilon": 8.0,
+                },
+                {"rounds": 5, "clients": 10, "aggregation": "median", "from_scratch": True},
+            ]
+        },
+    )
+    model_name: str | None = Field(default=None, min_length=1, max_length=200)
+    dataset: str | None = Field(default=None, description="Dataset the clients split.")
+    base_model_id: str | None = Field(
+        default=None, max_length=80, description="Model to fine-tune; default: the active one."
+    )
+    from_scratch: bool = Field(default=False, description="Start from random song factors.")
+    clients: int | None = Field(default=None, ge=1, le=100_000, description="Same as silo:N.")
+    partition: str | None = Field(
+        default=None, max_length=40, description="'user' or 'silo:N'; default silo:10."
+    )
+    rounds: int = Field(default=20, ge=1, le=1000)
+    clients_per_round: int = Field(default=0, ge=0, le=100_000, description="0 = all.")
+    dp_epsilon: float = Field(default=0.0, ge=0, le=1e6, description="0 = no DP.")
+    secagg: bool = False
+    aggregation: Literal["mean", "clip", "trimmed-mean", "median"] = "mean"
+    learning_rate: float = Field(default=0.01, gt=0, le=10)
+    max_upload_bytes: int = Field(default=1_000_000, ge=1024, le=1_000_000_000)
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+
+
+class FederateAccepted(BaseModel):
+    status: Literal["federation_started"] = "federation_started"
+    job_id: str
+    model_id: str
+    parent_id: str | None
+
+
 class ModelPublic(BaseModel):
     model_id: str
     created_at: datetime

@@ -70,26 +70,55 @@ def confidence_values(values: np.ndarray, alpha: float) -> np.ndarray:
     return (1.0 + alpha * values).astype(np.float32)
 
 
+def fold_in_users(
+    item_factors: np.ndarray,
+    gram: np.ndarray,
+    user_items: sp.csr_matrix,
+    alpha: float,
+    regularization: float,
+) -> np.ndarray:
+    """Closed-form ALS user vectors for many listeners at once, item factors held fixed.
+
+    For each row u of ``user_items`` (values r) solves
+    (YᵀY + λI + Σ_i (c_i − 1) y_i y_iᵀ) x_u = Σ_i c_i y_i with c_i = 1 + alpha·r_i, using
+    ``gram`` = YᵀY. This is the step a federated client runs on its device, and the fold-in
+    that serves a new listener.
+    """
+    user_items = user_items.tocsr()
+    n_users, n_factors = user_items.shape[0], item_factors.shape[1]
+    y = item_factors.astype(np.float64)
+    counts = np.diff(user_items.indptr)
+    rows = np.repeat(np.arange(n_users), counts)
+    songs = y[user_items.indices]
+    c = 1.0 + alpha * user_items.data.astype(np.float64)
+    a = np.broadcast_to(
+        gram + regularization * np.eye(n_factors), (n_users, n_factors, n_factors)
+    ).copy()
+    np.add.at(a, rows, (c - 1.0)[:, None, None] * songs[:, :, None] * songs[:, None, :])
+    b = np.zeros((n_users, n_factors))
+    np.add.at(b, rows, c[:, None] * songs)
+    result = np.linalg.solve(a, b[:, :, None])[:, :, 0]
+    result[counts == 0] = 0.0
+    return result.astype(np.float32)
+
+
 def fold_in_user(
     item_factors: np.ndarray,
     gram: np.ndarray,
     song_indices: np.ndarray,
-    confidences: np.ndarray,
+    values: np.ndarray,
+    alpha: float,
     regularization: float,
 ) -> np.ndarray:
-    """The closed-form ALS user vector for one listener, item factors held fixed.
-
-    Solves (YᵀY + λI + Σ_i (c_i − 1) y_i y_iᵀ) x = Σ_i c_i y_i over the listener's songs i,
-    with ``gram`` = YᵀY precomputed. The same step a federated client runs on its device.
-    """
-    n_factors = item_factors.shape[1]
-    if song_indices.size == 0:
-        return np.zeros(n_factors, dtype=np.float32)
-    y = item_factors[song_indices].astype(np.float64)
-    c = confidences.astype(np.float64)
-    a = gram + regularization * np.eye(n_factors) + (y.T * (c - 1.0)) @ y
-    b = y.T @ c
-    return np.linalg.solve(a, b).astype(np.float32)
+    """The closed-form ALS user vector of one listener (see ``fold_in_users``)."""
+    row = sp.csr_matrix(
+        (
+            np.asarray(values, dtype=np.float32),
+            (np.zeros(len(song_indices), dtype=np.int64), song_indices),
+        ),
+        shape=(1, item_factors.shape[0]),
+    )
+    return fold_in_users(item_factors, gram, row, alpha, regularization)[0]
 
 
 class ALSRecommender(Recommender):
@@ -180,7 +209,8 @@ class ALSRecommender(Recommender):
             self.item_factors,
             self.gram(),
             np.asarray(song_indices, dtype=np.int64),
-            confidence_values(np.asarray(values, dtype=np.float32), self._params["alpha"]),
+            np.asarray(values, dtype=np.float32),
+            self._params["alpha"],
             self._params["regularization"],
         )
 

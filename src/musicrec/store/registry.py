@@ -70,10 +70,11 @@ class ModelRegistry:
         dataset_id: int | None = None,
         parent_id: str | None = None,
         info: dict[str, Any] | None = None,
+        id_prefix: str | None = None,
     ) -> ModelRecord:
         """A new ``queued`` model with an id like ``als_20250531_153000`` (suffixed if taken)."""
         now = datetime.now(UTC)
-        base = f"{model_type.lower()}_{now:%Y%m%d_%H%M%S}"
+        base = f"{(id_prefix or model_type).lower()}_{now:%Y%m%d_%H%M%S}"
         for attempt in range(1, 1000):
             model_id = base if attempt == 1 else f"{base}_{attempt}"
             try:

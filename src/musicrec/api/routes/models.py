@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, status
 from musicrec.api.actions import activate_model
 from musicrec.api.deps import ApiKeyDep, AppState, StateDep
 from musicrec.api.schemas import (
+    FederateAccepted,
+    FederateRequest,
     FitAccepted,
     FitRequest,
     JobPublic,
@@ -16,6 +18,7 @@ from musicrec.api.schemas import (
     SetActiveResponse,
     error_responses,
 )
+from musicrec.errors import InvalidParameterError
 from musicrec.models.als import ALSRecommender
 from musicrec.store.jobs import JobRecord
 from musicrec.store.registry import ModelRecord
@@ -89,6 +92,61 @@ def fit(body: FitRequest, state: AppState = StateDep) -> FitAccepted:
     )
     warnings = ALSRecommender(**params).warnings() if model_type == "als" else []
     return FitAccepted(model_id=model.id, job_id=job.id, warnings=warnings)
+
+
+@router.post(
+    "/federate",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=FederateAccepted,
+    dependencies=[ApiKeyDep],
+    responses=AUTH,
+)
+def federate(body: FederateRequest, state: AppState = StateDep) -> FederateAccepted:
+    """Start a federated fine-tuning run of the active model (Flower simulation) as a job.
+
+    The new model appears in `GET /models` with `parent_id` = the base model; its metrics
+    hold the per-round curve (`rounds`) and the privacy figures (`privacy`).
+    """
+    if body.clients is not None and body.partition is not None:
+        raise InvalidParameterError("give clients or partition, not both")
+    partition = body.partition or f"silo:{body.clients or 10}"
+    base = None
+    if not body.from_scratch:
+        base = body.base_model_id or state.store.registry.active_id()
+        if base is None:
+            raise InvalidParameterError(
+                "no active model to fine-tune: set one with /set, give base_model_id, "
+                "or pass from_scratch=true"
+            )
+    elif body.base_model_id:
+        raise InvalidParameterError("give base_model_id or from_scratch, not both")
+    config = {
+        "seed": body.seed,
+        "rounds": body.rounds,
+        "clients_per_round": body.clients_per_round,
+        "dp_epsilon": body.dp_epsilon,
+        "secagg": body.secagg,
+        "aggregation": body.aggregation,
+        "learning_rate": body.learning_rate,
+        "max_upload_bytes": body.max_upload_bytes,
+    }
+    dataset = body.dataset or _base_dataset(state, base) or SAMPLE_DATASET
+    job, model = state.runner.submit_federate(
+        dataset=dataset,
+        name=body.model_name or f"federated-{base or 'scratch'}",
+        config=config,
+        partition=partition,
+        base_model_id=base,
+    )
+    return FederateAccepted(job_id=job.id, model_id=model.id, parent_id=model.parent_id)
+
+
+def _base_dataset(state: AppState, base: str | None) -> str | None:
+    if base is None:
+        return None
+    info = state.store.registry.get(base).info or {}
+    dataset = info.get("dataset")
+    return dataset if isinstance(dataset, str) and state.store.datasets.exists(dataset) else None
 
 
 @router.get("/models", response_model=list[ModelPublic])

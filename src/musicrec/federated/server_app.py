@@ -1,0 +1,207 @@
+"""The Flower ServerApp: the round loop of federated ALS.
+
+Each round it picks the round's song set (bounded upload), samples clients, sends them the
+song factors, aggregates their gradient blocks (mean, robust rule, or DP clipped-and-noised
+mean) and takes an Adam step on those rows of V. Its own strategy, not FedAvg: the replies
+are summed gradients, and FedAvg's example-weighted averaging of whole arrays would be wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.serverapp import Grid, ServerApp
+
+from musicrec.federated.config import FederatedConfig, config_from_context
+from musicrec.federated.privacy import default_delta, epsilon_spent, noise_for_epsilon
+from musicrec.federated.task import (
+    ARRAYS_KEY,
+    CONFIG_KEY,
+    FACTORS_ARRAY,
+    METRICS_KEY,
+    SONGS_ARRAY,
+    UPDATE_ARRAY,
+    WEIGHT_METRIC,
+    Adam,
+    ClientReply,
+    aggregate,
+    dp_aggregate,
+    round_song_set,
+)
+
+RoundEvaluator = Callable[[np.ndarray], dict[str, float]]
+
+
+@dataclass
+class RunResult:
+    """What a run produced, for the driver that started it."""
+
+    item_factors: np.ndarray | None = None
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    privacy: dict[str, Any] = field(default_factory=dict)
+    received: list[dict[str, Any]] = field(default_factory=list)  # what replies carried
+
+
+@dataclass
+class ServerHooks:
+    """In-process hooks of a simulation: initial factors, evaluation, progress, result sink."""
+
+    initial_factors: Callable[[FederatedConfig], np.ndarray]
+    evaluate: RoundEvaluator | None = None
+    on_round: Callable[[int, int, dict[str, Any]], None] | None = None
+    result: RunResult = field(default_factory=RunResult)
+
+
+def _nbytes(record: ArrayRecord) -> int:
+    return sum(len(record[key].data) for key in record)
+
+
+def _training_message(
+    factors: np.ndarray, songs: np.ndarray, round_index: int, node: int
+) -> Message:
+    content = RecordDict(
+        {
+            ARRAYS_KEY: ArrayRecord(
+                array_dict={
+                    FACTORS_ARRAY: Array(factors),
+                    SONGS_ARRAY: Array(songs.astype(np.int32)),
+                }
+            ),
+            CONFIG_KEY: ConfigRecord({"round": round_index}),
+        }
+    )
+    return Message(
+        content=content, message_type=MessageType.TRAIN, dst_node_id=node, group_id=str(round_index)
+    )
+
+
+def wait_for_nodes(grid: Grid, min_nodes: int, timeout: float) -> list[int]:
+    """The connected SuperNodes, once at least ``min_nodes`` (>= 1) have registered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= max(1, min_nodes):
+            return nodes
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"only {len(nodes)} of {max(1, min_nodes)} federated clients connected "
+                f"within {timeout:.0f} s"
+            )
+        time.sleep(0.5)
+
+
+def run_rounds(grid: Grid, config: FederatedConfig, hooks: ServerHooks) -> RunResult:
+    """The federated loop; returns the final song factors and per-round measurements."""
+    factors = hooks.initial_factors(config).astype(np.float32)
+    n_songs = factors.shape[0]
+    nodes = wait_for_nodes(grid, config.min_clients, config.node_timeout_seconds)
+    population = len(nodes)
+    per_round = (
+        population
+        if config.clients_per_round in (0, None)
+        else min(config.clients_per_round, population)
+    )
+    rng = np.random.default_rng(config.seed)
+    optimizer = Adam(factors.shape, config.learning_rate)
+    result = hooks.result
+    noise = 0.0
+    delta = config.dp_delta or default_delta(population)
+    if config.dp_epsilon:
+        noise = noise_for_epsilon(config.dp_epsilon, config.rounds, per_round, population, delta)
+
+    for round_index in range(config.rounds):
+        started = time.perf_counter()
+        songs = round_song_set(
+            n_songs, factors.shape[1], config.max_upload_bytes, round_index, config.seed
+        )
+        # Sample positions, not ids: node ids are uint64 and would not survive numpy's choice.
+        sampled = [nodes[i] for i in rng.choice(population, size=per_round, replace=False)]
+        messages = [_training_message(factors, songs, round_index, node) for node in sampled]
+        bytes_down = _nbytes(messages[0].content[ARRAYS_KEY])  # type: ignore[arg-type]
+        replies: list[ClientReply] = []
+        bytes_up: list[int] = []
+        failed = 0
+        errors: list[str] = []
+        for reply in grid.send_and_receive(messages):
+            if reply.has_error():
+                failed += 1
+                errors.append(reply.error.reason or f"error code {reply.error.code}")
+                continue
+            arrays = reply.content[ARRAYS_KEY]
+            metrics = reply.content[METRICS_KEY]
+            assert isinstance(arrays, ArrayRecord) and isinstance(metrics, MetricRecord)
+            result.received.append(
+                {"arrays": {k: list(arrays[k].shape) for k in arrays}, "metrics": sorted(metrics)}
+            )
+            bytes_up.append(_nbytes(arrays))
+            replies.append(ClientReply(arrays[UPDATE_ARRAY].numpy(), int(metrics[WEIGHT_METRIC])))  # type: ignore[arg-type]
+        if not replies:
+            raise RuntimeError(
+                f"round {round_index + 1}: no client replied; first error: "
+                f"{errors[0] if errors else 'none reported'}"
+            )
+        shape = (songs.shape[0], factors.shape[1])
+        if config.dp_epsilon:
+            combined = dp_aggregate(replies, shape, config.dp_clip_norm, noise, per_round, rng)
+        else:
+            combined = aggregate(replies, shape, config.aggregation, config.clip_norm or None)
+        if combined.used:
+            optimizer.step(factors, songs, combined.gradient)
+        row: dict[str, Any] = {
+            "round": round_index + 1,
+            "clients": int(per_round),
+            "clients_used": combined.used,
+            "clients_rejected": combined.rejected + failed,
+            "songs_updated": int(songs.shape[0]),
+            "bytes_up_per_client": int(np.mean(bytes_up)) if bytes_up else 0,
+            "bytes_down_per_client": int(bytes_down),
+        }
+        if hooks.evaluate is not None and (
+            (round_index + 1) % max(1, config.evaluate_every) == 0
+            or round_index + 1 == config.rounds
+        ):
+            row.update(hooks.evaluate(factors))
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        result.rounds.append(row)
+        if hooks.on_round is not None:
+            hooks.on_round(round_index + 1, config.rounds, row)
+
+    result.item_factors = factors
+    result.privacy = {
+        "epsilon": epsilon_spent(noise, config.rounds, per_round, population, delta)
+        if noise
+        else None,
+        "delta": delta if noise else None,
+        "noise_multiplier": noise or None,
+        "clip_norm": config.dp_clip_norm if noise else None,
+        "secagg": config.secagg,
+        "aggregation": "dp-clipped-mean" if noise else config.aggregation,
+        "clients": population,
+        "clients_per_round": int(per_round),
+    }
+    return result
+
+
+def make_server_app(overrides: dict[str, Any] | None, hooks: ServerHooks) -> ServerApp:
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        config = config_from_context(context, overrides).validate()
+        run_rounds(grid, config, hooks)
+
+    return app
