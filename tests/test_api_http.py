@@ -66,6 +66,16 @@ def test_train_set_predict_restart(database_url, tmp_path):
             assert unknown["cold_start"] is True and len(unknown["recommendations"]) == 10
             history = client.post("/recommend", json={"songs": known["recommendations"][:3]}).json()
             assert history["cold_start"] is False and len(history["recommendations"]) == 10
+            federate = client.post("/federate", json={"rounds": 2, "clients": 3})
+            assert federate.status_code == 202, federate.text
+            assert federate.json()["parent_id"] == model_id
+            job = wait_for_job(client, federate.json()["job_id"], timeout=300)
+            assert job["status"] == "succeeded", job["error"]
+            child = client.get(f"/models/{federate.json()['model_id']}").json()
+            assert child["status"] == "ready" and child["parent_id"] == model_id
+            assert [row["round"] for row in child["metrics"]["rounds"]] == [1, 2]
+            bad = client.post("/federate", json={"rounds": 2, "partition": "silo:0"})
+            assert bad.status_code == 422 and "silo:N" in bad.json()["detail"]
     finally:
         stop_server(server)
 
@@ -75,6 +85,6 @@ def test_train_set_predict_restart(database_url, tmp_path):
             again = client.post("/predict", params={"user_id": 7, "n": 10}).json()
             assert again["model_id"] == model_id
             assert again["recommendations"] == known["recommendations"]
-            assert len(client.get("/models").json()) == 2  # bootstrap model + ours, nothing lost
+            assert len(client.get("/models").json()) == 3  # bootstrap, ours, federated: all kept
     finally:
         stop_server(restarted)

@@ -432,6 +432,7 @@ def federate_command(
     )
     base_path = Path(base_model) if base_model and Path(base_model).is_dir() else None
     with user_errors():
+        parse_partition(scheme, sys.maxsize)  # its syntax now; its size once the data is read
         config.validate() if data is not None else None
         if data is not None and not data.exists():
             raise InvalidParameterError(f"{data}: no such file")

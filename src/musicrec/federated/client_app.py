@@ -10,20 +10,36 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 
 from musicrec.federated.config import FederatedConfig, config_from_context
 from musicrec.federated.data import client_users, prepare
+from musicrec.federated.secagg import mask_update, new_private_key, public_key
 from musicrec.federated.task import (
     ARRAYS_KEY,
+    CONFIG_KEY,
     FACTORS_ARRAY,
+    MASKED_UPDATE_ARRAY,
     METRICS_KEY,
+    PUBLIC_KEY_ARRAY,
+    PUBLIC_KEYS_ARRAY,
     SONGS_ARRAY,
     UPDATE_ARRAY,
     WEIGHT_METRIC,
     client_update,
+    clip_to_norm,
 )
+
+SECAGG_STATE = "secagg"
 
 
 def poison(update: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
@@ -41,6 +57,19 @@ def poison(update: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarra
 def make_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
     app = ClientApp()
 
+    @app.query()
+    def secagg_keys(msg: Message, context: Context) -> Message:
+        """Secure aggregation, first step: a fresh key pair; only the public half leaves."""
+        config_record = msg.content[CONFIG_KEY]
+        assert isinstance(config_record, ConfigRecord)
+        private = new_private_key()
+        context.state[SECAGG_STATE] = ConfigRecord(
+            {"private_key": private, "round": int(config_record["round"])}  # type: ignore[arg-type]
+        )
+        key = np.frombuffer(public_key(private), dtype=np.uint8).copy()
+        content = RecordDict({ARRAYS_KEY: ArrayRecord(array_dict={PUBLIC_KEY_ARRAY: Array(key)})})
+        return Message(content=content, reply_to=msg)
+
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         config: FederatedConfig = config_from_context(context, overrides)
@@ -57,15 +86,48 @@ def make_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
         )
         if partition_id in config.poisoned_clients:
             update = poison(update, config.poison_mode, np.random.default_rng(partition_id))
+        reply_arrays = {UPDATE_ARRAY: Array(update)}
+        if PUBLIC_KEYS_ARRAY in arrays:
+            reply_arrays = {
+                MASKED_UPDATE_ARRAY: Array(
+                    _secagg_masked(msg, context, update, config, users.shape[0])
+                )
+            }
         content = RecordDict(
             {
-                ARRAYS_KEY: ArrayRecord(array_dict={UPDATE_ARRAY: Array(update)}),
+                ARRAYS_KEY: ArrayRecord(array_dict=reply_arrays),
                 METRICS_KEY: MetricRecord({WEIGHT_METRIC: int(users.shape[0])}),
             }
         )
         return Message(content=content, reply_to=msg)
 
     return app
+
+
+def _secagg_masked(
+    msg: Message, context: Context, update: np.ndarray, config: FederatedConfig, weight: int
+) -> np.ndarray:
+    """Secure aggregation, second step: the update masked against every other participant.
+
+    With differential privacy the client clips its own per-listener update first, since the
+    server can no longer see (or clip) individual updates."""
+    arrays = msg.content[ARRAYS_KEY]
+    round_config = msg.content[CONFIG_KEY]
+    state = context.state[SECAGG_STATE]
+    assert isinstance(arrays, ArrayRecord) and isinstance(round_config, ConfigRecord)
+    assert isinstance(state, ConfigRecord)
+    round_index = int(round_config["round"])  # type: ignore[arg-type]
+    if int(state["round"]) != round_index:  # type: ignore[arg-type]
+        raise RuntimeError("secure aggregation: no key pair for this round")
+    if config.dp_epsilon:
+        update = clip_to_norm(update.astype(np.float64) / max(1, weight), config.dp_clip_norm)
+    return mask_update(
+        update,
+        bytes(state["private_key"]),  # type: ignore[arg-type]
+        int(round_config["secagg-index"]),  # type: ignore[arg-type]
+        arrays[PUBLIC_KEYS_ARRAY].numpy(),
+        round_index,
+    )
 
 
 # For `flwr run` deployments: configuration comes from the run config alone.

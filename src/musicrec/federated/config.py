@@ -62,10 +62,10 @@ class FederatedConfig:
                 "differential privacy uses its own clipped mean; "
                 "choose aggregation 'mean' with --dp-epsilon"
             )
-        if self.secagg:
+        if self.secagg and self.aggregation != "mean":
             raise InvalidParameterError(
-                "secure aggregation (SecAgg+) is not available yet: Flower 1.42 supports it only "
-                "in its legacy API; run without --secagg"
+                "secure aggregation hides individual updates, so a robust rule cannot inspect "
+                f"them: use aggregation 'mean' with --secagg (got {self.aggregation!r})"
             )
         return self
 

@@ -28,15 +28,21 @@ from flwr.serverapp import Grid, ServerApp
 
 from musicrec.federated.config import FederatedConfig, config_from_context
 from musicrec.federated.privacy import default_delta, epsilon_spent, noise_for_epsilon
+from musicrec.federated.secagg import KEY_BYTES, MASKED_BYTES, unmask_sum
 from musicrec.federated.task import (
     ARRAYS_KEY,
     CONFIG_KEY,
     FACTORS_ARRAY,
+    FLOAT_BYTES,
+    MASKED_UPDATE_ARRAY,
     METRICS_KEY,
+    PUBLIC_KEY_ARRAY,
+    PUBLIC_KEYS_ARRAY,
     SONGS_ARRAY,
     UPDATE_ARRAY,
     WEIGHT_METRIC,
     Adam,
+    AggregationResult,
     ClientReply,
     aggregate,
     dp_aggregate,
@@ -71,17 +77,22 @@ def _nbytes(record: ArrayRecord) -> int:
 
 
 def _training_message(
-    factors: np.ndarray, songs: np.ndarray, round_index: int, node: int
+    factors: np.ndarray,
+    songs: np.ndarray,
+    round_index: int,
+    node: int,
+    public_keys: np.ndarray | None = None,
+    secagg_index: int = -1,
 ) -> Message:
+    arrays = {FACTORS_ARRAY: Array(factors), SONGS_ARRAY: Array(songs.astype(np.int32))}
+    round_config: dict[str, int] = {"round": round_index}
+    if public_keys is not None:
+        arrays[PUBLIC_KEYS_ARRAY] = Array(public_keys)
+        round_config["secagg-index"] = secagg_index
     content = RecordDict(
         {
-            ARRAYS_KEY: ArrayRecord(
-                array_dict={
-                    FACTORS_ARRAY: Array(factors),
-                    SONGS_ARRAY: Array(songs.astype(np.int32)),
-                }
-            ),
-            CONFIG_KEY: ConfigRecord({"round": round_index}),
+            ARRAYS_KEY: ArrayRecord(array_dict=arrays),
+            CONFIG_KEY: ConfigRecord(round_config),  # type: ignore[arg-type]
         }
     )
     return Message(
@@ -104,6 +115,70 @@ def wait_for_nodes(grid: Grid, min_nodes: int, timeout: float) -> list[int]:
         time.sleep(0.5)
 
 
+@dataclass
+class _Collected:
+    """The usable replies of one round's training messages."""
+
+    replies: list[ClientReply] = field(default_factory=list)
+    masked: list[np.ndarray] = field(default_factory=list)
+    bytes_up: list[int] = field(default_factory=list)
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _collect(grid: Grid, messages: list[Message], result: RunResult) -> _Collected:
+    collected = _Collected()
+    for reply in grid.send_and_receive(messages):
+        if reply.has_error():
+            collected.failed += 1
+            collected.errors.append(reply.error.reason or f"error code {reply.error.code}")
+            continue
+        arrays = reply.content[ARRAYS_KEY]
+        metrics = reply.content[METRICS_KEY]
+        assert isinstance(arrays, ArrayRecord) and isinstance(metrics, MetricRecord)
+        # The privacy audit: every array name/shape and metric name the server ever received.
+        result.received.append(
+            {"arrays": {k: list(arrays[k].shape) for k in arrays}, "metrics": sorted(metrics)}
+        )
+        collected.bytes_up.append(_nbytes(arrays))
+        weight = int(metrics[WEIGHT_METRIC])  # type: ignore[arg-type]
+        if MASKED_UPDATE_ARRAY in arrays:
+            collected.masked.append(arrays[MASKED_UPDATE_ARRAY].numpy())
+            collected.replies.append(ClientReply(np.empty(0, dtype=np.float32), weight))
+        else:
+            collected.replies.append(ClientReply(arrays[UPDATE_ARRAY].numpy(), weight))
+    return collected
+
+
+def _secagg_keys(
+    grid: Grid, sampled: list[int], round_index: int, result: RunResult
+) -> tuple[list[int], np.ndarray, int]:
+    """First message of a secure-aggregation round: the participants' public keys."""
+    queries = [
+        Message(
+            content=RecordDict({CONFIG_KEY: ConfigRecord({"round": round_index})}),
+            message_type=MessageType.QUERY,
+            dst_node_id=node,
+            group_id=f"{round_index}-keys",
+        )
+        for node in sampled
+    ]
+    participants: list[int] = []
+    keys: list[np.ndarray] = []
+    for reply in grid.send_and_receive(queries):
+        if reply.has_error():
+            continue
+        arrays = reply.content[ARRAYS_KEY]
+        assert isinstance(arrays, ArrayRecord)
+        result.received.append(
+            {"arrays": {k: list(arrays[k].shape) for k in arrays}, "metrics": []}
+        )
+        participants.append(reply.metadata.src_node_id)
+        keys.append(arrays[PUBLIC_KEY_ARRAY].numpy())
+    order = np.argsort(participants)
+    return [participants[i] for i in order], np.stack([keys[i] for i in order]), KEY_BYTES
+
+
 def run_rounds(grid: Grid, config: FederatedConfig, hooks: ServerHooks) -> RunResult:
     """The federated loop; returns the final song factors and per-round measurements."""
     factors = hooks.initial_factors(config).astype(np.float32)
@@ -122,52 +197,57 @@ def run_rounds(grid: Grid, config: FederatedConfig, hooks: ServerHooks) -> RunRe
     delta = config.dp_delta or default_delta(population)
     if config.dp_epsilon:
         noise = noise_for_epsilon(config.dp_epsilon, config.rounds, per_round, population, delta)
+    value_bytes = MASKED_BYTES if config.secagg else FLOAT_BYTES
 
     for round_index in range(config.rounds):
         started = time.perf_counter()
         songs = round_song_set(
-            n_songs, factors.shape[1], config.max_upload_bytes, round_index, config.seed
+            n_songs,
+            factors.shape[1],
+            config.max_upload_bytes,
+            round_index,
+            config.seed,
+            value_bytes,
         )
+        shape = (songs.shape[0], factors.shape[1])
         # Sample positions, not ids: node ids are uint64 and would not survive numpy's choice.
         sampled = [nodes[i] for i in rng.choice(population, size=per_round, replace=False)]
-        messages = [_training_message(factors, songs, round_index, node) for node in sampled]
+        key_bytes = 0
+        if config.secagg:
+            sampled, public_keys, key_bytes = _secagg_keys(grid, sampled, round_index, result)
+            messages = [
+                _training_message(factors, songs, round_index, node, public_keys, index)
+                for index, node in enumerate(sampled)
+            ]
+        else:
+            messages = [_training_message(factors, songs, round_index, node) for node in sampled]
         bytes_down = _nbytes(messages[0].content[ARRAYS_KEY])  # type: ignore[arg-type]
-        replies: list[ClientReply] = []
-        bytes_up: list[int] = []
-        failed = 0
-        errors: list[str] = []
-        for reply in grid.send_and_receive(messages):
-            if reply.has_error():
-                failed += 1
-                errors.append(reply.error.reason or f"error code {reply.error.code}")
-                continue
-            arrays = reply.content[ARRAYS_KEY]
-            metrics = reply.content[METRICS_KEY]
-            assert isinstance(arrays, ArrayRecord) and isinstance(metrics, MetricRecord)
-            result.received.append(
-                {"arrays": {k: list(arrays[k].shape) for k in arrays}, "metrics": sorted(metrics)}
-            )
-            bytes_up.append(_nbytes(arrays))
-            replies.append(ClientReply(arrays[UPDATE_ARRAY].numpy(), int(metrics[WEIGHT_METRIC])))  # type: ignore[arg-type]
-        if not replies:
+        collected = _collect(grid, messages, result)
+        if not collected.replies:
             raise RuntimeError(
                 f"round {round_index + 1}: no client replied; first error: "
-                f"{errors[0] if errors else 'none reported'}"
+                f"{collected.errors[0] if collected.errors else 'none reported'}"
             )
-        shape = (songs.shape[0], factors.shape[1])
-        if config.dp_epsilon:
-            combined = dp_aggregate(replies, shape, config.dp_clip_norm, noise, per_round, rng)
+        if config.secagg:
+            combined = _secure_sum(collected, len(sampled), shape, noise, config, per_round, rng)
+        elif config.dp_epsilon:
+            combined = dp_aggregate(
+                collected.replies, shape, config.dp_clip_norm, noise, per_round, rng
+            )
         else:
-            combined = aggregate(replies, shape, config.aggregation, config.clip_norm or None)
+            combined = aggregate(
+                collected.replies, shape, config.aggregation, config.clip_norm or None
+            )
         if combined.used:
             optimizer.step(factors, songs, combined.gradient)
+        up = collected.bytes_up
         row: dict[str, Any] = {
             "round": round_index + 1,
             "clients": int(per_round),
             "clients_used": combined.used,
-            "clients_rejected": combined.rejected + failed,
+            "clients_rejected": combined.rejected + collected.failed + per_round - len(sampled),
             "songs_updated": int(songs.shape[0]),
-            "bytes_up_per_client": int(np.mean(bytes_up)) if bytes_up else 0,
+            "bytes_up_per_client": int(np.mean(up)) + key_bytes if up else 0,
             "bytes_down_per_client": int(bytes_down),
         }
         if hooks.evaluate is not None and (
@@ -189,11 +269,33 @@ def run_rounds(grid: Grid, config: FederatedConfig, hooks: ServerHooks) -> RunRe
         "noise_multiplier": noise or None,
         "clip_norm": config.dp_clip_norm if noise else None,
         "secagg": config.secagg,
-        "aggregation": "dp-clipped-mean" if noise else config.aggregation,
+        "aggregation": ("dp-clipped-mean" if noise else config.aggregation)
+        + (" (secure sum)" if config.secagg else ""),
         "clients": population,
         "clients_per_round": int(per_round),
     }
     return result
+
+
+def _secure_sum(
+    collected: _Collected,
+    participants: int,
+    shape: tuple[int, int],
+    noise: float,
+    config: FederatedConfig,
+    expected_clients: int,
+    rng: np.random.Generator,
+) -> AggregationResult:
+    """Unmask the sum; a round with a missing participant cannot be unmasked and is skipped."""
+    if len(collected.masked) != participants or any(m.shape != shape for m in collected.masked):
+        return AggregationResult(np.zeros(shape, dtype=np.float32), 0, len(collected.masked))
+    total = unmask_sum(collected.masked)
+    if config.dp_epsilon:  # clients clipped their per-listener updates; the server adds noise
+        total += rng.normal(0.0, noise * config.dp_clip_norm, size=shape)
+        gradient = total / max(1, expected_clients)
+    else:
+        gradient = total / max(1, sum(r.weight for r in collected.replies))
+    return AggregationResult(gradient.astype(np.float32), participants, 0)
 
 
 def make_server_app(overrides: dict[str, Any] | None, hooks: ServerHooks) -> ServerApp:

@@ -33,17 +33,26 @@ CONFIG_KEY = "config"
 FACTORS_ARRAY = "item_factors"
 SONGS_ARRAY = "round_songs"
 UPDATE_ARRAY = "update"
+MASKED_UPDATE_ARRAY = "masked_update"  # secure aggregation: uint64, pairwise masked
+PUBLIC_KEY_ARRAY = "public_key"  # secure aggregation: a client's ephemeral X25519 key
+PUBLIC_KEYS_ARRAY = "public_keys"  # secure aggregation: the round's keys, server -> clients
 # The only metric a client reports: how many listeners its update sums over (its weight).
 WEIGHT_METRIC = "num_users"
 FLOAT_BYTES = 4
 
 
 def round_song_set(
-    n_songs: int, factors: int, max_upload_bytes: int, round_index: int, seed: int
+    n_songs: int,
+    factors: int,
+    max_upload_bytes: int,
+    round_index: int,
+    seed: int,
+    value_bytes: int = FLOAT_BYTES,
 ) -> np.ndarray:
     """The rows of V a round updates: all songs if an update over all fits the upload bound,
     else a window of a fixed seeded permutation, rotating so every song comes up in turn."""
-    capacity = max(1, max_upload_bytes // (factors * FLOAT_BYTES))
+    # 1 kB of the budget is left for framing and the secure-aggregation key.
+    capacity = max(1, (max_upload_bytes - 1024) // (factors * value_bytes))
     if n_songs <= capacity:
         return np.arange(n_songs)
     permutation = np.random.default_rng(seed).permutation(n_songs)
@@ -116,8 +125,9 @@ def aggregate(
     """Combine client updates into the mean per-listener gradient.
 
     mean:          Σ updates / Σ weights (FedAvg for summed gradients).
-    clip:          each client's per-listener update clipped to ``clip_norm`` (default 3x the
-                   median norm of the round), then the weighted mean: bounds any one client.
+    clip:          updates pointing against the round's coordinate-wise median are rejected,
+                   then each per-listener update is clipped to ``clip_norm`` (default 3x the
+                   median norm of the round) and weighted-averaged: bounds any one client.
     trimmed-mean:  coordinate-wise mean of per-listener updates after dropping the highest and
                    lowest ``trim_fraction`` of clients.
     median:        coordinate-wise median of per-listener updates.
@@ -132,6 +142,15 @@ def aggregate(
         total = np.sum([r.update.astype(np.float64) for r in good], axis=0)
         gradient = total / weights.sum()
     elif method == "clip":
+        # Direction check first: an update pointing against the coordinate-wise median of the
+        # round (cosine < 0) is rejected; then norms are bounded, so no client outweighs ~3.
+        if len(good) >= 3:
+            reference = np.median(np.stack(per_user), axis=0).ravel()
+            keep = [float(u.ravel() @ reference) > 0 for u in per_user]
+            rejected += len(keep) - sum(keep)
+            per_user = [u for u, k in zip(per_user, keep, strict=True) if k]
+            weights = weights[np.array(keep)]
+            good = [r for r, k in zip(good, keep, strict=True) if k]
         norms = np.array([np.linalg.norm(u) for u in per_user])
         bound = clip_norm if clip_norm is not None else 3.0 * float(np.median(norms))
         clipped = [clip_to_norm(u, bound) * w for u, w in zip(per_user, weights, strict=True)]
