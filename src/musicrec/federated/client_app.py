@@ -7,9 +7,11 @@ count. Raw interactions, user vectors and the list of played songs stay on the c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from flwr.app import (
     Array,
     ArrayRecord,
@@ -54,7 +56,27 @@ def poison(update: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarra
     )
 
 
-def make_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
+LocalData = Callable[[Context, FederatedConfig], tuple[sp.csr_matrix, int]]
+
+
+def simulation_local_data(context: Context, config: FederatedConfig) -> tuple[sp.csr_matrix, int]:
+    """Simulation: this client's listeners of the shared data file (training rows only).
+
+    Returns the users x songs values of the client's listeners and its partition id."""
+    partition_id = int(context.node_config["partition-id"])
+    num_partitions = int(context.node_config["num-partitions"])
+    local = prepare(config.data_path, config.confidence, config.seed)
+    users = client_users(partition_id, num_partitions, local.train.shape[0], config.seed)
+    return local.train[users], partition_id
+
+
+def make_client_app(
+    overrides: dict[str, Any] | None = None,
+    local_data: LocalData = simulation_local_data,
+    before_train: Callable[[Context, RecordDict], None] | None = None,
+) -> ClientApp:
+    """The client's two handlers; ``local_data`` says where its listening log comes from and
+    ``before_train`` sees each training message's content first (a deployment's checks)."""
     app = ClientApp()
 
     @app.query()
@@ -73,30 +95,28 @@ def make_client_app(overrides: dict[str, Any] | None = None) -> ClientApp:
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         config: FederatedConfig = config_from_context(context, overrides)
-        partition_id = int(context.node_config["partition-id"])
-        num_partitions = int(context.node_config["num-partitions"])
-        local = prepare(config.data_path, config.confidence, config.seed)
-        users = client_users(partition_id, num_partitions, local.train.shape[0], config.seed)
+        if before_train is not None:
+            before_train(context, msg.content)
+        user_items, partition_id = local_data(context, config)
+        n_users = int(user_items.shape[0])
         arrays = msg.content[ARRAYS_KEY]
         assert isinstance(arrays, ArrayRecord)
         item_factors = arrays[FACTORS_ARRAY].numpy()
         round_songs = arrays[SONGS_ARRAY].numpy().astype(np.int64)
         update = client_update(
-            item_factors, local.train[users], round_songs, config.alpha, config.regularization
+            item_factors, user_items, round_songs, config.alpha, config.regularization
         )
         if partition_id in config.poisoned_clients:
             update = poison(update, config.poison_mode, np.random.default_rng(partition_id))
         reply_arrays = {UPDATE_ARRAY: Array(update)}
         if PUBLIC_KEYS_ARRAY in arrays:
             reply_arrays = {
-                MASKED_UPDATE_ARRAY: Array(
-                    _secagg_masked(msg, context, update, config, users.shape[0])
-                )
+                MASKED_UPDATE_ARRAY: Array(_secagg_masked(msg, context, update, config, n_users))
             }
         content = RecordDict(
             {
                 ARRAYS_KEY: ArrayRecord(array_dict=reply_arrays),
-                METRICS_KEY: MetricRecord({WEIGHT_METRIC: int(users.shape[0])}),
+                METRICS_KEY: MetricRecord({WEIGHT_METRIC: n_users}),
             }
         )
         return Message(content=content, reply_to=msg)
@@ -130,5 +150,6 @@ def _secagg_masked(
     )
 
 
-# For `flwr run` deployments: configuration comes from the run config alone.
+# `flwr run` of the simulation layout (one shared data file split by partition-id); the
+# SuperLink/SuperNode deployment uses musicrec.federated.deployment instead.
 app = make_client_app()

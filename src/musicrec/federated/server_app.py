@@ -70,6 +70,8 @@ class ServerHooks:
     evaluate: RoundEvaluator | None = None
     on_round: Callable[[int, int, dict[str, Any]], None] | None = None
     result: RunResult = field(default_factory=RunResult)
+    # Sent with every training message (e.g. the catalogue fingerprint of a deployment).
+    round_config: dict[str, str] = field(default_factory=dict)
 
 
 def _nbytes(record: ArrayRecord) -> int:
@@ -83,9 +85,10 @@ def _training_message(
     node: int,
     public_keys: np.ndarray | None = None,
     secagg_index: int = -1,
+    extra_config: dict[str, str] | None = None,
 ) -> Message:
     arrays = {FACTORS_ARRAY: Array(factors), SONGS_ARRAY: Array(songs.astype(np.int32))}
-    round_config: dict[str, int] = {"round": round_index}
+    round_config: dict[str, int | str] = {"round": round_index, **(extra_config or {})}
     if public_keys is not None:
         arrays[PUBLIC_KEYS_ARRAY] = Array(public_keys)
         round_config["secagg-index"] = secagg_index
@@ -216,11 +219,18 @@ def run_rounds(grid: Grid, config: FederatedConfig, hooks: ServerHooks) -> RunRe
         if config.secagg:
             sampled, public_keys, key_bytes = _secagg_keys(grid, sampled, round_index, result)
             messages = [
-                _training_message(factors, songs, round_index, node, public_keys, index)
+                _training_message(
+                    factors, songs, round_index, node, public_keys, index, hooks.round_config
+                )
                 for index, node in enumerate(sampled)
             ]
         else:
-            messages = [_training_message(factors, songs, round_index, node) for node in sampled]
+            messages = [
+                _training_message(
+                    factors, songs, round_index, node, extra_config=hooks.round_config
+                )
+                for node in sampled
+            ]
         bytes_down = _nbytes(messages[0].content[ARRAYS_KEY])  # type: ignore[arg-type]
         collected = _collect(grid, messages, result)
         if not collected.replies:

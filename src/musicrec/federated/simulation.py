@@ -25,9 +25,8 @@ from musicrec.federated.client_app import make_client_app
 from musicrec.federated.config import FederatedConfig
 from musicrec.federated.data import FederatedData, parse_partition, prepare
 from musicrec.federated.server_app import RunResult, ServerHooks, make_server_app
-from musicrec.models.als import ALSRecommender, fold_in_users
+from musicrec.models.als import ALSRecommender, fold_in_users, ranked_top_n
 from musicrec.models.artifacts import ModelBundle, load_bundle
-from musicrec.models.base import top_n
 from musicrec.training import EVAL_K, EVAL_TEST_FRACTION, ModelSpec, compare_models
 
 RoundCallback = Callable[[int, int, dict[str, Any]], None]
@@ -85,12 +84,10 @@ def ranking_evaluator(
     train_rows = data.train[users]
     heard = data.heard[users]
     relevant = data.split.test[users]
-    heard_rows = np.repeat(np.arange(users.shape[0]), np.diff(heard.indptr))
 
     def evaluate(item_factors: np.ndarray) -> dict[str, float]:
-        scores = _user_vectors(item_factors, train_rows, config) @ item_factors.T
-        scores[heard_rows, heard.indices] = -np.inf
-        ids, _ = top_n(scores, EVAL_K)
+        vectors = _user_vectors(item_factors, train_rows, config)
+        ids, _ = ranked_top_n(item_factors, vectors, EVAL_K, heard)
         metrics = ranking_metrics(ids, relevant, EVAL_K)
         return {"recall@10": metrics["recall@10"], "ndcg@10": metrics["ndcg@10"]}
 
@@ -102,10 +99,8 @@ def federated_metrics(
 ) -> dict[str, Any]:
     """The same metric keys as `musicrec evaluate --json`, for song factors V."""
     users = data.split.test_users
-    scores = _user_vectors(item_factors, data.train[users], config) @ item_factors.T
-    heard = data.heard[users]
-    scores[np.repeat(np.arange(users.shape[0]), np.diff(heard.indptr)), heard.indices] = -np.inf
-    ids, _ = top_n(scores, EVAL_K)
+    vectors = _user_vectors(item_factors, data.train[users], config)
+    ids, _ = ranked_top_n(item_factors, vectors, EVAL_K, data.heard[users])
     scheme = confidence_scheme(config.confidence)
     auc_train, auc_test = pair_row_split(data.encoded, EVAL_TEST_FRACTION, config.seed)
     vectors = _user_vectors(
@@ -126,10 +121,7 @@ def seed_style_recall(
     users = data.split.test_users
     fresh = _user_vectors(base.item_factors, data.train, config)
     averaged = (fresh + (n_clients - 1) * base.user_factors) / n_clients
-    scores = averaged[users] @ base.item_factors.T
-    heard = data.heard[users]
-    scores[np.repeat(np.arange(users.shape[0]), np.diff(heard.indptr)), heard.indices] = -np.inf
-    ids, _ = top_n(scores, EVAL_K)
+    ids, _ = ranked_top_n(base.item_factors, averaged[users], EVAL_K, data.heard[users])
     return ranking_metrics(ids, data.split.test[users], EVAL_K)["recall@10"]
 
 

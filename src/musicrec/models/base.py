@@ -95,7 +95,12 @@ class Recommender(ABC):
             raise InvalidParameterError(f"user index out of range 0..{self.n_users - 1}")
         if heard is not None and heard.shape[0] != user_indices.shape[0]:
             raise InvalidParameterError("heard must have one row per requested user")
-        n_out = min(n, self.n_songs)
+        return self._ranked(user_indices, min(n, self.n_songs), heard)
+
+    def _ranked(
+        self, user_indices: np.ndarray, n_out: int, heard: sp.csr_matrix | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Dense scoring in blocks, then top-n (models with a faster kernel override this)."""
         ids = np.empty((user_indices.shape[0], n_out), dtype=np.int64)
         values = np.empty((user_indices.shape[0], n_out), dtype=np.float32)
         block = max(1, _SCORE_BLOCK_CELLS // max(1, self.n_songs))
