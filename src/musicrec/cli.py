@@ -508,6 +508,34 @@ def serve_command(
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
 
 
+@app.command("ui")
+def ui_command(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8501,
+) -> None:
+    """Start the Streamlit UI; it talks to the API at MUSICREC_API_URL over HTTP."""
+    app_file = Path(__file__).resolve().parent / "ui" / "app.py"
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_file),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        # As large as the API's default upload limit (MB): a 1M-row log is about 100 MB.
+        "--server.maxUploadSize",
+        "1024",
+    ]
+    os.execv(sys.executable, command)
+
+
 @app.command("worker")
 def worker_command() -> None:
     """Run background jobs in this process (when the API runs with MUSICREC_RUN_JOBS=false)."""

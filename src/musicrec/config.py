@@ -65,6 +65,15 @@ class Settings(BaseSettings):
         default=SAMPLE_SONGS_CSV,
         description="songs.csv whose metadata /predict?details=true adds (empty: none).",
     )
+    precompute_top_n: int = Field(
+        default=100,
+        ge=0,
+        le=1000,
+        description=(
+            "After a model is activated, precompute every listener's top-N list in the "
+            "background so /predict (n <= N) is a lookup; 0 scores every request live."
+        ),
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (JSON list); empty: CORS off."
     )

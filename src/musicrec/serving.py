@@ -7,6 +7,9 @@ down a fallback chain: personal (known user, or fold-in of a given history) → 
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,29 @@ from musicrec.errors import InvalidParameterError, UnavailableError
 from musicrec.models.artifacts import ModelBundle
 
 MAX_N = 1000
+logger = logging.getLogger("musicrec.serving")
+
+
+# Listeners per block of the background precomputation; between blocks it checks whether
+# its model is still the active one.
+_PRECOMPUTE_BLOCK = 512
+
+
+class TopLists:
+    """Every known listener's top songs (heard ones left out), computed once per model.
+
+    Filled by a background thread after activation; until it is complete (``ids`` is None)
+    requests are scored live, so the lists only ever speed answers up, never change them.
+    """
+
+    def __init__(self) -> None:
+        self.ids: np.ndarray | None = None  # int32, users x cap, -1 padded
+        self.scores: np.ndarray | None = None
+        self.seconds: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.ids is not None
 
 
 @dataclass(frozen=True)
@@ -26,6 +52,7 @@ class ServedModel:
     model_id: str
     bundle: ModelBundle
     popular_order: np.ndarray  # song indices, most listeners first
+    top: TopLists = field(default_factory=TopLists)
 
     @classmethod
     def build(cls, model_id: str, bundle: ModelBundle) -> ServedModel:
@@ -47,8 +74,13 @@ class Recommendations:
 class RecommendationService:
     """Answers recommendation requests from whichever model is active right now."""
 
-    def __init__(self, songs_csv: Path | None = None) -> None:
+    def __init__(
+        self, songs_csv: Path | None = None, precompute_top_n: int = 0, precompute_threads: int = 1
+    ) -> None:
         self.current: ServedModel | None = None
+        self.precompute_top_n = precompute_top_n
+        self.precompute_threads = precompute_threads
+        self._precompute_thread: threading.Thread | None = None
         self.song_metadata: dict[str, dict[str, Any]] = {}
         if songs_csv is not None and Path(songs_csv).is_file():
             frame = load_songs(songs_csv)
@@ -60,10 +92,51 @@ class RecommendationService:
 
     def activate(self, model_id: str, bundle: ModelBundle) -> None:
         """Serve ``bundle`` from now on (one reference assignment: atomic for readers)."""
-        self.current = ServedModel.build(model_id, bundle)
+        served = ServedModel.build(model_id, bundle)
+        self.current = served
+        if self.precompute_top_n > 0 and len(bundle.users) > 0:
+            self._precompute_thread = threading.Thread(
+                target=self._precompute, args=(served,), name="musicrec-toplists", daemon=True
+            )
+            self._precompute_thread.start()
 
-    def deactivate(self) -> None:
+    def _precompute(self, served: ServedModel) -> None:
+        """Fill ``served.top`` block by block; stops early once another model is active."""
+        bundle = served.bundle
+        n_users = len(bundle.users)
+        cap = min(self.precompute_top_n, len(bundle.songs))
+        ids = np.empty((n_users, cap), dtype=np.int32)
+        scores = np.empty((n_users, cap), dtype=np.float32)
+        started = time.perf_counter()
+        try:
+            for start in range(0, n_users, _PRECOMPUTE_BLOCK):
+                if self.current is not served:
+                    return
+                users = np.arange(start, min(n_users, start + _PRECOMPUTE_BLOCK))
+                block_ids, block_scores = bundle.model.recommend(
+                    users, cap, bundle.heard[users], threads=self.precompute_threads
+                )
+                ids[users], scores[users] = block_ids, block_scores
+        except Exception:  # the live path still answers; the lists are only a speed-up
+            logger.exception("precomputing top lists of %s failed", served.model_id)
+            return
+        served.top.scores = scores
+        served.top.seconds = round(time.perf_counter() - started, 2)
+        served.top.ids = ids  # last: readers check ids
+        logger.info(
+            "top-%d lists of %s ready for %d listeners in %.1f s",
+            cap,
+            served.model_id,
+            n_users,
+            served.top.seconds,
+        )
+
+    def deactivate(self, timeout: float = 30.0) -> None:
+        """Serve nothing; a precomputation in progress stops after its current block."""
         self.current = None
+        thread = self._precompute_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def served(self) -> ServedModel:
         served = self.current
@@ -72,6 +145,12 @@ class RecommendationService:
                 "no active model: train one with POST /fit and activate it with POST /set"
             )
         return served
+
+    def answers_from_lists(self, n: int, filter_heard: bool) -> bool:
+        """True when a request for n songs is a lookup (precomputed lists ready, or cold)."""
+        served = self.current
+        ids = served.top.ids if served is not None else None
+        return served is None or (filter_heard and ids is not None and n <= ids.shape[1])
 
     def _popular(
         self, served: ServedModel, n: int, exclude: np.ndarray | None
@@ -102,13 +181,23 @@ class RecommendationService:
         if user_index < 0 or user_index >= len(bundle.users):
             song_ids, scores = self._popular(served, n, None)
             return Recommendations(served.model_id, song_ids, scores, True, None, msno)
-        heard = bundle.heard[[user_index]] if filter_heard else None
-        ids, values = bundle.model.recommend(np.array([user_index]), n, heard)
-        keep = ids[0] >= 0
+        top = served.top
+        if (
+            filter_heard
+            and top.ids is not None
+            and top.scores is not None
+            and n <= top.ids.shape[1]
+        ):
+            row_ids, row_values = top.ids[user_index, :n], top.scores[user_index, :n]
+        else:
+            heard = bundle.heard[[user_index]] if filter_heard else None
+            ids, values = bundle.model.recommend(np.array([user_index]), n, heard)
+            row_ids, row_values = ids[0], values[0]
+        keep = row_ids >= 0
         return Recommendations(
             served.model_id,
-            bundle.songs.ids[ids[0][keep]].tolist(),
-            values[0][keep].astype(float).tolist(),
+            bundle.songs.ids[row_ids[keep]].tolist(),
+            row_values[keep].astype(float).tolist(),
             False,
             user_index,
             str(bundle.users.ids[user_index]),

@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
 
 from musicrec import __version__
 from musicrec.api.actions import activate_model
 from musicrec.api.deps import AppState
 from musicrec.api.errors import install_error_handlers
 from musicrec.api.routes import datasets, models, predict, system
-from musicrec.api.telemetry import Telemetry, configure_logging, request_middleware
+from musicrec.api.telemetry import RequestTelemetryMiddleware, Telemetry, configure_logging
 from musicrec.config import Settings, get_settings
 from musicrec.data.encoding import DEFAULT_CONFIDENCE, encode_interactions
 from musicrec.errors import MusicrecError
@@ -91,7 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings.database_url, settings.artifact_dir)
         runner = JobRunner(store, settings)
         state = AppState(
-            settings, store, RecommendationService(settings.songs_csv), runner, telemetry
+            settings,
+            store,
+            RecommendationService(settings.songs_csv, settings.precompute_top_n),
+            runner,
+            telemetry,
         )
         app.state.musicrec = state
         if settings.run_jobs:
@@ -108,12 +113,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            state.service.deactivate()  # also ends a running top-list precomputation
             if settings.run_jobs:
                 runner.stop()
             store.close()
 
     app = FastAPI(title="musicrec", version=__version__, description=DESCRIPTION, lifespan=lifespan)
-    app.middleware("http")(request_middleware(telemetry))
+    # The routers' own routes (with their paths) label the latency histogram.
+    routes: list[BaseRoute] = []
+    app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry, routes=routes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -124,4 +132,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (models.router, predict.router, datasets.router, system.router):
         app.include_router(router)
+        routes.extend(router.routes)
     return app

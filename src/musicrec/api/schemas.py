@@ -252,6 +252,9 @@ class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
     database: bool
     active_model: str | None
+    precomputed_lists: bool = Field(
+        default=False, description="The active model's top-N lists are ready (fast path)."
+    )
     jobs: dict[str, int]
     version: str
 

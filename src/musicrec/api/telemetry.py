@@ -6,14 +6,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Gauge, Histogram
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from musicrec.api.deps import AppState
@@ -89,35 +89,63 @@ def refresh_gauges(state: AppState) -> None:
         telemetry.active.labels(model_id=served.model_id).set(1)
 
 
-def request_middleware(
-    telemetry: Telemetry,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get("x-request-id", "")
+class RequestTelemetryMiddleware:
+    """Pure ASGI middleware: request id, latency histogram per route, one access log line.
+
+    Pure ASGI rather than ``@app.middleware("http")``: the latter's streaming wrapper costs
+    more per request than a precomputed /predict answer does.
+    """
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.telemetry = telemetry
+        self.routes = routes  # the app's route list (filled after this middleware is added)
+
+    def _route_path(self, scope: Scope) -> str:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(route, "path", "unmatched"))
+        return "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = ""
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
         request_id = (
             incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         )
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-ID"] = request_id
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = request.scope.get("route")
-            route_path = getattr(route, "path", "unmatched")
-            telemetry.latency.labels(request.method, route_path, str(status)).observe(elapsed)
+            route_path = self._route_path(scope)
+            method = str(scope.get("method", ""))
+            self.telemetry.latency.labels(method, route_path, str(status)).observe(elapsed)
             access_logger.info(
                 "request",
                 extra={
                     "fields": {
-                        "method": request.method,
-                        "path": request.url.path,
+                        "method": method,
+                        "path": scope.get("path", ""),
                         "route": route_path,
                         "status": status,
                         "ms": round(elapsed * 1000, 2),
@@ -125,5 +153,3 @@ def request_middleware(
                 },
             )
             request_id_var.reset(token)
-
-    return middleware

@@ -9,6 +9,7 @@ strong as silence.
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,6 +46,17 @@ def als_backend() -> str:
         return "gpu" if implicit.gpu.HAS_CUDA else "cpu"
     except ImportError:  # pragma: no cover - implicit always ships implicit.gpu
         return "cpu"
+
+
+@lru_cache(maxsize=1)
+def single_threaded_blas() -> None:
+    """Limit BLAS to one thread for the rest of the process, once.
+
+    implicit parallelises with its own OpenMP threads and asks for single-threaded BLAS
+    (nested threads only oversubscribe). Doing it once matters: a threadpool_limits context
+    per call inspects every loaded library and cost ~3 ms per /predict.
+    """
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def validate_als_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -92,17 +104,17 @@ def fold_in_users(
     y = np.ascontiguousarray(item_factors, dtype=np.float32)
     result = np.zeros((user_items.shape[0], y.shape[1]), dtype=np.float32)
     confidence = (1.0 + alpha * user_items.data.astype(np.float64)).astype(np.float32)
-    with threadpool_limits(limits=1, user_api="blas"):
-        _als._least_squares(
-            np.ascontiguousarray(gram, dtype=np.float32),
-            user_items.indptr.astype(np.int32, copy=False),
-            user_items.indices.astype(np.int32, copy=False),
-            confidence,
-            result,
-            y,
-            float(regularization),
-            num_threads=threads,
-        )
+    single_threaded_blas()
+    _als._least_squares(
+        np.ascontiguousarray(gram, dtype=np.float32),
+        user_items.indptr.astype(np.int32, copy=False),
+        user_items.indices.astype(np.int32, copy=False),
+        confidence,
+        result,
+        y,
+        float(regularization),
+        num_threads=threads,
+    )
     return result
 
 
@@ -128,14 +140,14 @@ def ranked_top_n(
         exclude_rows = exclude.tocsr().astype(np.float32)
         exclude_rows.indptr = exclude_rows.indptr.astype(np.int32, copy=False)
         exclude_rows.indices = exclude_rows.indices.astype(np.int32, copy=False)
-    with threadpool_limits(limits=1, user_api="blas"):
-        ids, scores = topk(
-            np.ascontiguousarray(item_factors, dtype=np.float32),
-            np.ascontiguousarray(user_vectors, dtype=np.float32),
-            n,
-            filter_query_items=exclude_rows,
-            num_threads=threads,
-        )
+    single_threaded_blas()
+    ids, scores = topk(
+        np.ascontiguousarray(item_factors, dtype=np.float32),
+        np.ascontiguousarray(user_vectors, dtype=np.float32),
+        n,
+        filter_query_items=exclude_rows,
+        num_threads=threads,
+    )
     ids = ids.astype(np.int64)
     scores = scores.astype(np.float32)
     # implicit scores filtered songs -FLT_MAX: they are padding, never recommendations.
@@ -247,7 +259,11 @@ class ALSRecommender(Recommender):
         return self.user_factors[user_indices] @ self.item_factors.T
 
     def _ranked(
-        self, user_indices: np.ndarray, n_out: int, heard: sp.csr_matrix | None
+        self,
+        user_indices: np.ndarray,
+        n_out: int,
+        heard: sp.csr_matrix | None,
+        threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         # implicit's native top-k: scores and selects without materialising users x songs
         # (about 7x the numpy path per user at 360k songs); one thread for a single listener,
@@ -257,7 +273,11 @@ class ALSRecommender(Recommender):
             self.user_factors[user_indices],
             n_out,
             heard,
-            threads=1 if user_indices.shape[0] == 1 else self.threads,
+            threads=threads
+            if threads is not None
+            else 1
+            if user_indices.size == 1
+            else self.threads,
         )
 
     def fold_in(self, song_indices: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -84,10 +84,12 @@ class Recommender(ABC):
         user_indices: np.ndarray,
         n: int,
         heard: sp.csr_matrix | None = None,
+        threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-n songs for each user, excluding the songs in ``heard`` (rows = user_indices).
 
         Returns (song indices, scores), each (len(user_indices), n); -1 pads rows that run out.
+        ``threads`` caps the threads of a native kernel (None: the model's own setting).
         """
         _check_n(n)
         user_indices = np.asarray(user_indices, dtype=np.int64)
@@ -95,10 +97,14 @@ class Recommender(ABC):
             raise InvalidParameterError(f"user index out of range 0..{self.n_users - 1}")
         if heard is not None and heard.shape[0] != user_indices.shape[0]:
             raise InvalidParameterError("heard must have one row per requested user")
-        return self._ranked(user_indices, min(n, self.n_songs), heard)
+        return self._ranked(user_indices, min(n, self.n_songs), heard, threads)
 
     def _ranked(
-        self, user_indices: np.ndarray, n_out: int, heard: sp.csr_matrix | None
+        self,
+        user_indices: np.ndarray,
+        n_out: int,
+        heard: sp.csr_matrix | None,
+        threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Dense scoring in blocks, then top-n (models with a faster kernel override this)."""
         ids = np.empty((user_indices.shape[0], n_out), dtype=np.int64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
 from musicrec.api.deps import AppState, StateDep
 from musicrec.api.schemas import (
@@ -18,7 +19,7 @@ from musicrec.api.schemas import (
 router = APIRouter(tags=["recommendations"], responses=error_responses(422, 503))
 
 
-def _predict(
+async def _predict(
     state: AppState,
     user_id: int | None,
     msno: str | None,
@@ -26,10 +27,17 @@ def _predict(
     filter_heard: bool,
     details: bool,
 ) -> PredictResponse:
-    result = state.service.for_user(n, user_index=user_id, msno=msno, filter_heard=filter_heard)
+    service = state.service
+    if service.answers_from_lists(n, filter_heard):
+        # A lookup in the precomputed lists: microseconds, so on the event loop itself.
+        result = service.for_user(n, user_index=user_id, msno=msno, filter_heard=filter_heard)
+    else:  # live scoring takes milliseconds at full scale: keep it off the event loop
+        result = await run_in_threadpool(
+            service.for_user, n, user_index=user_id, msno=msno, filter_heard=filter_heard
+        )
     items = None
     if details:
-        items = [SongItem(**d) for d in state.service.details(result.song_ids, result.scores)]
+        items = [SongItem(**d) for d in service.details(result.song_ids, result.scores)]
     return PredictResponse(
         recommendations=result.song_ids,
         model_id=result.model_id,
@@ -48,7 +56,7 @@ _DETAILS = Query(default=False, description="Add scores and song metadata.")
 
 
 @router.post("/predict", response_model=PredictResponse)
-def predict_post(
+async def predict_post(
     user_id: int | None = _USER,
     msno: str | None = _MSNO,
     n: int = _N,
@@ -57,11 +65,11 @@ def predict_post(
     state: AppState = StateDep,
 ) -> PredictResponse:
     """Top-n songs for a listener; unknown listeners get the popular list (`cold_start`)."""
-    return _predict(state, user_id, msno, n, filter_heard, details)
+    return await _predict(state, user_id, msno, n, filter_heard, details)
 
 
 @router.get("/predict", response_model=PredictResponse)
-def predict_get(
+async def predict_get(
     user_id: int | None = _USER,
     msno: str | None = _MSNO,
     n: int = _N,
@@ -70,7 +78,7 @@ def predict_get(
     state: AppState = StateDep,
 ) -> PredictResponse:
     """Same as POST /predict."""
-    return _predict(state, user_id, msno, n, filter_heard, details)
+    return await _predict(state, user_id, msno, n, filter_heard, details)
 
 
 @router.post("/recommend", response_model=HistoryResponse)

@@ -25,6 +25,7 @@ def health(state: AppState = StateDep) -> JSONResponse:
         status="ok" if ok else "degraded",
         database=database,
         active_model=served.model_id if served else None,
+        precomputed_lists=bool(served and served.top.ready),
         jobs=jobs,
         version=__version__,
     )

@@ -1,0 +1,1 @@
+"""The Streamlit UI: EDA, model management, recommendations, federated runs (API over HTTP)."""
