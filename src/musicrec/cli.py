@@ -94,7 +94,7 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[i
 
 def _load_encoded(path: Path) -> tuple[Any, str]:
     with user_errors():
-        table = load_interactions(path)
+        table = load_interactions(path, for_training=True)
         return encode_interactions(table), file_fingerprint(path)
 
 
@@ -137,7 +137,9 @@ def generate_command(
 @app.command("train")
 def train_command(
     data: DataOption,
-    out: Annotated[Path, typer.Option("--out", help="Directory to write the model artifact to.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory to write the model artifact to.")
+    ] = None,
     model_type: Annotated[str, typer.Option("--model-type", help="als or popularity.")] = "als",
     factors: Annotated[int, typer.Option(min=1, max=1024)] = DEFAULT_ALS_PARAMS["factors"],
     iterations: Annotated[int, typer.Option(min=1, max=1000)] = DEFAULT_ALS_PARAMS["iterations"],
@@ -147,9 +149,21 @@ def train_command(
     confidence: Annotated[
         str, typer.Option(callback=_confidence_option, help="How listens become values r.")
     ] = DEFAULT_CONFIDENCE,
+    register: Annotated[
+        bool,
+        typer.Option(
+            "--register", help="Also publish the model in the registry (MUSICREC_DATABASE_URL)."
+        ),
+    ] = False,
+    name: Annotated[str | None, typer.Option(help="Registry name (with --register).")] = None,
+    threads: Annotated[
+        int, typer.Option(min=0, max=256, help="Training threads (0 = every core).")
+    ] = 0,
 ) -> None:
-    """Train a model on a listening log and save it as an artifact directory."""
-    if out.exists():
+    """Train a model on a listening log; save it as an artifact directory and/or register it."""
+    if out is None and not register:
+        fail("give --out DIR, --register, or both")
+    if out is not None and out.exists():
         fail(f"{out}: already exists; choose a new output directory")
     encoded, fingerprint = _load_encoded(data)
     params = (
@@ -173,17 +187,31 @@ def train_command(
             confidence,
             update,
             fingerprint,
-            threads=get_settings().threads_per_job,
+            threads=threads,
         )
     for note in bundle.meta.get("warnings", []):
         err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     bundle.meta["data_path"] = str(data)
+    model_id = None
     with user_errors():
-        save_bundle(bundle, out)
+        if out is not None:
+            save_bundle(bundle, out)
+        if register:
+            settings = get_settings()
+            store = open_store(settings.database_url, settings.artifact_dir)
+            record = store.registry.create(
+                name or (out.name if out else f"{model_type}-cli"),
+                bundle.model.model_type,
+                bundle.model.params(),
+                info={"data_path": str(data), "source": "cli"},
+            )
+            model_id = store.registry.publish(record.id, bundle).id
+            store.close()
     out_console.print_json(
         json.dumps(
             {
-                "model": str(out),
+                "model": str(out) if out else None,
+                "model_id": model_id,
                 "type": bundle.model.model_type,
                 "params": bundle.model.params(),
                 "data": bundle.meta["data"],
@@ -347,6 +375,9 @@ def demo_command(
             for key in ("factors", "iterations", "regularization", "alpha", "seed")
         },
         confidence=DEFAULT_CONFIDENCE,
+        register=False,
+        name=None,
+        threads=0,
     )
     recommend_command(model=out_dir, user="0", n=10, songs_csv=None, as_json=False)
 

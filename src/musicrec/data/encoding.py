@@ -52,7 +52,10 @@ class EncodedInteractions:
 
 
 def _encode_column(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    encoded = column.combine_chunks().dictionary_encode()
+    if pa.types.is_dictionary(column.type) and column.num_chunks == 1:
+        encoded = column.chunk(0)  # already encoded by the loader, in appearance order
+    else:
+        encoded = column.combine_chunks().dictionary_encode()
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     ids = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False)).astype(str)
     return codes, ids

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -142,27 +143,41 @@ def _as_string(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(column, pa.string())
 
 
-def _validate_id_column(path: Path, table: pa.Table, name: str, is_csv: bool) -> pa.ChunkedArray:
-    column = _as_string(table.column(name))
-    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True)
-    bad = _first_index(blank.to_numpy(zero_copy_only=False))
-    if bad is not None:
+def _encode_ids(path: Path, table: pa.Table, name: str, is_csv: bool) -> pa.DictionaryArray:
+    """The id column dictionary-encoded (first appearance order), checked on its dictionary.
+
+    Checking the distinct values instead of every row keeps validation cheap; only when a
+    value is bad does the slow path look for the first row that holds it.
+    """
+    encoded = _as_string(table.column(name)).combine_chunks().dictionary_encode()
+    dictionary = encoded.dictionary
+    blank_values = pc.equal(pc.utf8_trim_whitespace(dictionary), "")
+    if encoded.null_count or pc.any(blank_values).as_py():
+        column = _as_string(table.column(name))
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True)
+        bad = _first_index(blank.to_numpy(zero_copy_only=False))
         raise DataValidationError(
-            f"{path}: column '{name}' is empty at {row_label(bad, csv=is_csv)}; "
+            f"{path}: column '{name}' is empty at {row_label(bad or 0, csv=is_csv)}; "
             f"every listening event needs a {name}"
         )
-    return column
+    return encoded
 
 
 def _validate_target(path: Path, table: pa.Table, is_csv: bool) -> pa.ChunkedArray:
     column = table.column("target")
+    if pa.types.is_integer(column.type) and column.null_count == 0:
+        distinct = set(pc.unique(column).to_pylist())
+        if distinct <= {0, 1}:
+            return pc.cast(column, pa.int8())
     as_text = pc.utf8_trim_whitespace(_as_string(column))
     if pa.types.is_floating(column.type):
         # Parquet writers turn int columns with gaps into float: 1.0 is still a valid target.
         as_text = pc.replace_substring_regex(as_text, r"\.0+$", "")
-    valid = pc.fill_null(pc.is_in(as_text, value_set=pa.array(TARGET_VALUES)), False)
-    bad = _first_index(~valid.to_numpy(zero_copy_only=False))
-    if bad is not None:
+    distinct_text = pc.unique(as_text)
+    if distinct_text.null_count or not set(distinct_text.to_pylist()) <= set(TARGET_VALUES):
+        valid = pc.fill_null(pc.is_in(as_text, value_set=pa.array(TARGET_VALUES)), False)
+        bad = _first_index(~valid.to_numpy(zero_copy_only=False))
+        assert bad is not None
         value = as_text[bad].as_py()
         shown = "an empty value" if value in (None, "") else repr(value)
         raise DataValidationError(
@@ -172,17 +187,25 @@ def _validate_target(path: Path, table: pa.Table, is_csv: bool) -> pa.ChunkedArr
     return pc.cast(pc.equal(as_text, "1"), pa.int8())
 
 
-def load_interactions(path: str | Path) -> pa.Table:
+TRAINING_COLUMNS: tuple[str, ...] = ("msno", "song_id", "target")
+
+
+def load_interactions(path: str | Path, *, for_training: bool = False) -> pa.Table:
     """Read a KKBox-schema listening log (CSV or Parquet) and validate it.
 
     Returns a table with columns msno, song_id, the three source columns (gaps as 'unknown')
     and target as int8 0/1, in file order. Raises DataValidationError naming the file, the
     column and the first offending row.
+
+    ``for_training`` reads only msno, song_id and target, and returns the two id columns
+    dictionary-encoded in order of first appearance (what ``encode_interactions`` needs):
+    the fast path from a file to the training matrix.
     """
     path = Path(path)
     _check_readable_file(path)
     is_csv = not _is_parquet(path)
-    table = _read_csv_table(path, INTERACTION_COLUMNS) if is_csv else _read_parquet_table(path)
+    wanted = TRAINING_COLUMNS if for_training else INTERACTION_COLUMNS
+    table = _read_csv_table(path, wanted) if is_csv else _read_parquet_table(path)
     present = table.column_names
     missing = [name for name in REQUIRED_COLUMNS if name not in present]
     if missing:
@@ -192,9 +215,17 @@ def load_interactions(path: str | Path) -> pa.Table:
     if table.num_rows == 0:
         raise DataValidationError(f"{path}: the file has a header but no data rows")
 
-    columns: dict[str, pa.ChunkedArray] = {
-        "msno": _validate_id_column(path, table, "msno", is_csv),
-        "song_id": _validate_id_column(path, table, "song_id", is_csv),
+    # The two id columns hash millions of strings: in parallel (pyarrow releases the GIL).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        msno, song_id = pool.map(
+            lambda name: _encode_ids(path, table, name, is_csv), ("msno", "song_id")
+        )
+    target = _validate_target(path, table, is_csv)
+    if for_training:
+        return pa.table({"msno": msno, "song_id": song_id, "target": target})
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {
+        "msno": _as_string(table.column("msno")),
+        "song_id": _as_string(table.column("song_id")),
     }
     for name in CATEGORICAL_COLUMNS:
         if name in present:
@@ -203,7 +234,7 @@ def load_interactions(path: str | Path) -> pa.Table:
             columns[name] = pc.fill_null(values, UNKNOWN)
         else:
             columns[name] = pa.chunked_array([pa.array([UNKNOWN] * table.num_rows)])
-    columns["target"] = _validate_target(path, table, is_csv)
+    columns["target"] = target
     return pa.table(columns)
 
 

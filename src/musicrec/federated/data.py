@@ -38,7 +38,7 @@ class FederatedData:
 @lru_cache(maxsize=2)
 def prepare(path: str, confidence: str, seed: int) -> FederatedData:
     """Load, encode and split once per process (the simulation's clients share a process)."""
-    encoded = encode_interactions(load_interactions(Path(path)))
+    encoded = encode_interactions(load_interactions(Path(path), for_training=True))
     split = per_user_holdout(encoded, EVAL_TEST_FRACTION, seed)
     train = interaction_matrix(encoded, confidence_scheme(confidence), split.train_rows)
     return FederatedData(encoded, split, train, heard_matrix(encoded, split.train_rows))

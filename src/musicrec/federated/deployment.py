@@ -69,13 +69,16 @@ def _local_matrix(
     partition: tuple[int, int] | None,
     seed: int,
 ) -> tuple[sp.csr_matrix, str]:
-    table = load_interactions(data_path)
+    table = load_interactions(data_path, for_training=True)
     catalogue = read_catalogue(catalogue_path)
-    msno = np.asarray(table.column("msno").to_numpy(zero_copy_only=False)).astype(str)
-    listeners, user_codes = np.unique(msno, return_inverse=True)
+    msno = table.column("msno").chunk(0)
+    listeners = np.asarray(msno.dictionary.to_numpy(zero_copy_only=False)).astype(str)
+    user_codes = msno.indices.to_numpy(zero_copy_only=False)
+    songs = table.column("song_id").chunk(0)
+    # Look up each distinct song once, then map every row through its dictionary index.
     song_codes = IdMap(catalogue).lookup(
-        np.asarray(table.column("song_id").to_numpy(zero_copy_only=False))
-    )
+        np.asarray(songs.dictionary.to_numpy(zero_copy_only=False))
+    )[songs.indices.to_numpy(zero_copy_only=False)]
     target = table.column("target").to_numpy()
     scheme = confidence_scheme(confidence)
     values = np.where(target == 1, scheme.positive_weight, scheme.negative_weight)
