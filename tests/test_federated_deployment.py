@@ -18,7 +18,7 @@ from musicrec.data.encoding import encode_interactions
 from musicrec.store import open_store
 from musicrec.training import train_bundle
 from tests.api_helpers import free_port
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, run_cli
 
 FLOWER_APP = PROJECT_ROOT / "docker" / "flower-app"
 BIN = Path(sys.executable).parent
@@ -72,7 +72,15 @@ def test_superlink_and_three_supernodes_publish_a_fine_tuned_model(sample_csv, t
         )
         processes.append(superlink)
         _wait_listening(link_port, superlink)
-        catalogue = artifacts / base.id
+        # What a device holds: the base model's song catalogue, exported by the CLI.
+        catalogue = tmp_path / "catalogue.npz"
+        exported = run_cli(
+            "export-catalogue",
+            "--out",
+            str(catalogue),
+            env={"MUSICREC_DATABASE_URL": database_url, "MUSICREC_ARTIFACT_DIR": str(artifacts)},
+        )
+        assert exported.returncode == 0, exported.stderr
         for partition in range(3):
             node_config = (
                 f"data-path='{sample_csv}' catalogue-path='{catalogue}' "

@@ -539,6 +539,32 @@ def serve_command(
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
 
 
+@app.command("export-catalogue")
+def export_catalogue_command(
+    out: Annotated[Path, typer.Option("--out", help="File to write (.npz with song_ids).")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Registry model id (default: the active one).")
+    ] = None,
+) -> None:
+    """Write a model's song catalogue for federated SuperNodes (their catalogue-path)."""
+    with user_errors():
+        settings = get_settings()
+        store = open_store(settings.database_url, settings.artifact_dir)
+        model_id = model or store.registry.active_id()
+        if not model_id:
+            raise InvalidParameterError("no active model; give --model ID")
+        bundle = store.registry.load(model_id)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, song_ids=np.asarray(bundle.songs.ids, dtype=str))
+        tmp.replace(out)
+        store.close()
+    out_console.print_json(
+        json.dumps({"model_id": model_id, "songs": len(bundle.songs), "catalogue": str(out)})
+    )
+
+
 @app.command("ui")
 def ui_command(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -90,8 +90,36 @@ class Settings(BaseSettings):
         ),
     )
 
+    @field_validator("api_key", "log_file", "fault_pause_at", "songs_csv", mode="before")
+    @classmethod
+    def empty_means_unset(cls, value: object) -> object:
+        # `MUSICREC_API_KEY=` in an env file means no key, not the empty key.
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated from ``Settings`` so the two cannot drift."""
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, Path) and default.is_absolute():
+            default = (
+                default.relative_to(PROJECT_ROOT)
+                if default.is_relative_to(PROJECT_ROOT)
+                else default
+            )
+        shown = "(unset)" if default is None else f"`{default}`"
+        if default == []:
+            shown = "`[]`"
+        rows.append(f"| `MUSICREC_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m musicrec.config: print the table
+    print(settings_table())

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-DEFAULT_API_URL = "http://127.0.0.1:8000"
+from musicrec.config import Settings
 
 
 class ApiError(Exception):
@@ -23,11 +22,13 @@ class ApiClient:
 
     @classmethod
     def from_env(cls) -> ApiClient:
-        """Base URL from MUSICREC_API_URL, key from MUSICREC_API_KEY (both optional)."""
-        return cls(
-            os.environ.get("MUSICREC_API_URL", DEFAULT_API_URL).rstrip("/"),
-            os.environ.get("MUSICREC_API_KEY") or None,
-        )
+        """Base URL from MUSICREC_API_URL, key from MUSICREC_API_KEY (both optional).
+
+        Read afresh on every page run (not the cached process settings), so a changed
+        environment takes effect without restarting the UI."""
+        settings = Settings()
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        return cls(settings.api_url.rstrip("/"), key or None)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"X-API-Key": self.api_key} if self.api_key else {}
