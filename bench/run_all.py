@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.common import RESULTS_DIR, generated_csv
 
-SECTIONS = ("ingest", "training", "serving", "store", "federated", "quality")
+SECTIONS = ("ingest", "training", "serving", "store", "federated", "privacy", "quality")
 
 
 def _row(section: str, data: dict[str, Any]) -> list[str]:
@@ -67,6 +67,19 @@ def _row(section: str, data: dict[str, Any]) -> list[str]:
             f"curve recall@10 {quality.get('federated', 0):.4f} vs central "
             f"{quality.get('centralized_als', 0):.4f}",
             f"overhead {data.get('overhead_ratio', '-')}× (goal ≤ 5)",
+        ]
+    if section == "privacy":
+        runs = data["runs"]
+        return [
+            "privacy: federated options on the sample",
+            f"plain {runs['plain_10']['recall@10']:.4f} · secagg "
+            f"{runs['secagg_10']['recall@10']:.4f} · DP ε=8 "
+            f"{runs['dp_eps8_100_of_20']['recall@10']:.4f} · DP ε=1 "
+            f"{runs['dp_eps1_100_of_20']['recall@10']:.4f} · 1 attacker: mean "
+            f"{runs['mean_50_attacked']['recall@10']:.4f}, clip "
+            f"{runs['clip_50_attacked']['recall@10']:.4f}",
+            f"centralized ALS {runs['plain_10']['centralized_als_recall@10']:.4f}",
+            f"federated/centralized {data['ratio']}×",
         ]
     if section == "quality":
         models = data["models"]

@@ -241,3 +241,19 @@ def test_bad_rows_in_upload_name_the_line(client):
     assert response.json()["detail"] == (
         "uploaded file: column 'target' has 'maybe' at row 2 (line 3); target must be 0 or 1"
     )
+
+
+def test_federate_warns_at_once_when_dp_noise_will_swamp_the_run(client):
+    """20 of 100 silos per round at epsilon 8: the noise is ~15x the signal on the sample."""
+    body = {"rounds": 2, "clients": 100, "clients_per_round": 20, "dp_epsilon": 8.0}
+    accepted = client.post("/federate", json=body)
+    assert accepted.status_code == 202, accepted.text
+    warnings = accepted.json()["warnings"]
+    assert len(warnings) == 1 and "noise will dominate" in warnings[0], warnings
+    client.post(f"/jobs/{accepted.json()['job_id']}/cancel")
+    assert wait_for_job(client, accepted.json()["job_id"])["status"] in ("cancelled", "succeeded")
+    # Without DP nothing is said.
+    plain = client.post("/federate", json={"rounds": 1, "clients": 3})
+    assert plain.status_code == 202 and plain.json()["warnings"] == []
+    client.post(f"/jobs/{plain.json()['job_id']}/cancel")
+    assert wait_for_job(client, plain.json()["job_id"])["status"] in ("cancelled", "succeeded")

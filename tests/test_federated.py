@@ -130,6 +130,17 @@ def test_dp_noise_for_a_target_epsilon():
     assert epsilon_spent(noise, 20, 10, 1000, 1e-5) < 4.0
 
 
+def test_dp_noise_warning_says_when_noise_swamps_the_updates():
+    from musicrec.federated.privacy import dp_noise_to_signal, dp_noise_warning
+
+    # sigma * sqrt(d) / K: the noise on the mean over a clipped update's typical coordinate
+    assert dp_noise_to_signal(1.0, 100, 10_000) == pytest.approx(1.0)
+    assert dp_noise_to_signal(1.36, 20, 184_704) == pytest.approx(29.2, rel=0.01)
+    assert dp_noise_warning(1.0, 1000, 10_000, 8.0) is None
+    warning = dp_noise_warning(1.36, 20, 184_704, 8.0)
+    assert warning is not None and "29x" in warning and "20 clients per round" in warning
+
+
 def test_config_rejects_incompatible_options():
     with pytest.raises(InvalidParameterError, match="aggregation 'mean' with --secagg"):
         FederatedConfig(data_path="x", secagg=True, aggregation="median").validate()
@@ -238,6 +249,9 @@ def test_federate_cli_registers_a_model_with_its_curve(sample_csv, tmp_path):
     report = json.loads(result.stdout)
     assert set(report["models"]) == {"popularity", "als", "federated"}
     assert set(report["models"]["als"]) >= {"recall@10", "ndcg@10", "auc"}
+    # The federated song factors trained on the AUC split's test rows: no leaked AUC is shown.
+    assert report["models"]["federated"]["auc"] is None
+    assert any("auc is not measured" in note for note in report["notes"])
     assert set(report["privacy"]) >= {"epsilon", "delta", "secagg", "aggregation"}
     from musicrec.store import open_store
 

@@ -215,24 +215,30 @@ def train_command(
                 "type": bundle.model.model_type,
                 "params": bundle.model.params(),
                 "data": bundle.meta["data"],
+                "matrix_seconds": bundle.meta["matrix_seconds"],
                 "fit_seconds": bundle.meta["fit_seconds"],
             }
         )
     )
 
 
+def _metric_cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _print_metric_table(report: dict[str, Any]) -> None:
+    """Metrics as rows, models as columns: fits an 80-column terminal with several models."""
     models = report["models"]
     keys = list(next(iter(models.values())).keys())
     table = Table(
         title=f"{report['split']['method']} (seed {report['split']['seed']}, "
         f"{report['split']['test_users']} test users)"
     )
-    table.add_column("model")
+    table.add_column("metric", no_wrap=True)
+    for name in models:
+        table.add_column(name, justify="right", no_wrap=True)
     for key in keys:
-        table.add_column(key, justify="right")
-    for name, metrics in models.items():
-        table.add_row(name, *(f"{metrics[key]:.4f}" for key in keys))
+        table.add_row(key, *(_metric_cell(metrics.get(key)) for metrics in models.values()))
     out_console.print(table)
 
 
@@ -513,6 +519,8 @@ def federate_command(
     if privacy.get("epsilon") is not None:
         summary += f", DP epsilon {privacy['epsilon']:.2f} (delta {privacy['delta']:.1e})"
     err_console.print(summary, highlight=False)
+    for note in report.get("notes", []):
+        err_console.print(f"note: {note}", highlight=False)
     for note in report.get("warnings", []):
         err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
     if "model_id" in report:

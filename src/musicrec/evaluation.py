@@ -85,10 +85,10 @@ def evaluation_report(
     recommended: np.ndarray,
     relevant: sp.csr_matrix,
     n_songs: int,
-    auc: float,
+    auc: float | None,
     k: int = 10,
 ) -> dict[str, Any]:
-    """The metric dict printed by ``musicrec evaluate`` for one model."""
+    """The metric dict printed by ``musicrec evaluate`` for one model (auc None: not measured)."""
     report: dict[str, Any] = ranking_metrics(recommended, relevant, k)
     report["coverage"] = catalogue_coverage(recommended[:, :k], n_songs)
     report["auc"] = auc

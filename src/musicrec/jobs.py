@@ -279,15 +279,19 @@ class JobRunner:
         config: dict[str, Any],
         partition: str,
         base_model_id: str | None,
-    ) -> tuple[JobRecord, ModelRecord]:
-        """Queue a federated run; validates everything a worker would reject, before queueing."""
+    ) -> tuple[JobRecord, ModelRecord, list[str]]:
+        """Queue a federated run; validates everything a worker would reject, before queueing.
+
+        Returns the job, the model row and warnings the caller should show at once (a DP
+        budget whose noise will swamp the updates)."""
         from musicrec.federated.config import config_from_mapping
         from musicrec.federated.data import parse_partition
+        from musicrec.federated.privacy import planned_dp_warning
         from musicrec.federated.runs import create_federated_model
 
         info = self.store.datasets.get(dataset)
         federated = config_from_mapping({**config, "data_path": f"dataset:{dataset}"}).validate()
-        parse_partition(partition, info.users)
+        n_clients = parse_partition(partition, info.users)
         if base_model_id:
             base = self.store.registry.get(base_model_id)
             if base.status != "ready" or base.type != "als":
@@ -295,6 +299,8 @@ class JobRunner:
                     f"base model {base_model_id!r} is a {base.status} {base.type} model; "
                     "federated fine-tuning needs a ready ALS model"
                 )
+            federated.factors = int((base.params or {}).get("factors", federated.factors))
+        warning = planned_dp_warning(federated, n_clients, info.songs)
         model = create_federated_model(
             self.store, name, federated, partition, base_model_id, dataset
         )
@@ -309,7 +315,7 @@ class JobRunner:
             model_id=model.id,
         )
         self._wake.set()
-        return job, model
+        return job, model, [warning] if warning else []
 
     def cancel(self, job_id: str) -> JobRecord:
         job = self.store.jobs.request_cancel(job_id)

@@ -7,6 +7,7 @@ down a fallback chain: personal (known user, or fold-in of a given history) → 
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -93,7 +94,15 @@ class RecommendationService:
     def activate(self, model_id: str, bundle: ModelBundle) -> None:
         """Serve ``bundle`` from now on (one reference assignment: atomic for readers)."""
         served = ServedModel.build(model_id, bundle)
+        # Build the id lookups now, not on the first request, then exempt everything alive
+        # from the cyclic GC: a full collection walking the model's ~400k id strings was
+        # the tail of /predict's latency. Unfreezing first lets a replaced model be freed.
+        bundle.users.lookup([""])
+        bundle.songs.lookup([""])
         self.current = served
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         if self.precompute_top_n > 0 and len(bundle.users) > 0:
             self._precompute_thread = threading.Thread(
                 target=self._precompute, args=(served,), name="musicrec-toplists", daemon=True

@@ -110,6 +110,9 @@ class FederateAccepted(BaseModel):
     job_id: str
     model_id: str
     parent_id: str | None
+    warnings: list[str] = Field(
+        default=[], description="Shown at once, e.g. a DP budget whose noise will swamp the run."
+    )
 
 
 class ModelPublic(BaseModel):

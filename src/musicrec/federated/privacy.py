@@ -8,6 +8,8 @@ amplification.
 
 from __future__ import annotations
 
+import math
+
 from flwr.serverapp import (
     GaussianPrivacyEvent,
     NeighboringRelation,
@@ -17,6 +19,9 @@ from flwr.serverapp import (
 from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
 
 from musicrec.errors import InvalidParameterError
+from musicrec.federated.config import FederatedConfig
+from musicrec.federated.secagg import MASKED_BYTES
+from musicrec.federated.task import FLOAT_BYTES, round_song_set
 
 
 def default_delta(population: int) -> float:
@@ -58,3 +63,45 @@ def noise_for_epsilon(
         else:
             high = mid
     return high
+
+
+def dp_noise_to_signal(noise_multiplier: float, clients_per_round: int, values: int) -> float:
+    """Noise per coordinate of the averaged update over a clipped update's typical coordinate.
+
+    The mean of K updates clipped to norm C spreads at most C over d values, about C/√d per
+    coordinate; the Gaussian noise on that mean has std σ·C/K. Above 1 the noise drowns the
+    signal: measured on the sample (K=20, d=184,704, ratio ≈ 29) the model came out useless.
+    """
+    return noise_multiplier * math.sqrt(values) / max(1, clients_per_round)
+
+
+def dp_noise_warning(
+    noise_multiplier: float, clients_per_round: int, values: int, epsilon: float
+) -> str | None:
+    """A warning for a DP run whose noise will swamp its updates, or None."""
+    ratio = dp_noise_to_signal(noise_multiplier, clients_per_round, values)
+    if ratio <= 1.0:
+        return None
+    return (
+        f"differential privacy noise will dominate: at epsilon {epsilon:g} with "
+        f"{clients_per_round} clients per round the noise (multiplier {noise_multiplier:.2f}) "
+        f"on each of the {values:,} uploaded values is {ratio:.0f}x a clipped update's typical "
+        "value, so expect a model no better than random; DP-FedAvg needs thousands of "
+        "clients per round (or a larger epsilon, or fewer songs per round)"
+    )
+
+
+def planned_dp_warning(config: FederatedConfig, n_clients: int, n_songs: int) -> str | None:
+    """Before a run: the warning of ``dp_noise_warning`` for this configuration, or None."""
+    if not config.dp_epsilon:
+        return None
+    per_round = (
+        n_clients if not config.clients_per_round else min(config.clients_per_round, n_clients)
+    )
+    delta = config.dp_delta or default_delta(n_clients)
+    noise = noise_for_epsilon(config.dp_epsilon, config.rounds, per_round, n_clients, delta)
+    value_bytes = MASKED_BYTES if config.secagg else FLOAT_BYTES
+    songs = round_song_set(
+        n_songs, config.factors, config.max_upload_bytes, 0, config.seed, value_bytes
+    ).shape[0]
+    return dp_noise_warning(noise, per_round, songs * config.factors, config.dp_epsilon)

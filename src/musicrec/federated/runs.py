@@ -106,6 +106,7 @@ def federated_model_metrics(report: dict[str, Any]) -> dict[str, Any]:
     if "split" in report:
         metrics["split"] = report["split"]
     metrics["warnings"] = report.get("warnings", [])
+    metrics["notes"] = report.get("notes", [])
     return metrics
 
 

@@ -30,8 +30,24 @@ def job_running(key: str) -> bool:
     return isinstance(job, dict) and job.get("status") not in FINISHED
 
 
+def start_job(key: str, accepted: dict[str, Any]) -> None:
+    """Remember the job the API accepted (and its warnings), then redraw the page."""
+    st.session_state[key] = {
+        "job_id": accepted["job_id"],
+        "model_id": accepted["model_id"],
+        "status": "queued",
+        "progress": 0.0,
+        "message": "queued",
+    }
+    st.session_state[f"{key}-warnings"] = list(accepted.get("warnings", []))
+    st.rerun()
+
+
 def show_job(key: str) -> None:
     """Progress bar of the page's job; refreshes itself every second until it finishes."""
+
+    for note in st.session_state.get(f"{key}-warnings", []):
+        st.warning(note)
 
     @st.fragment(run_every=1.0)
     def _progress() -> None:

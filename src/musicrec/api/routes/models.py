@@ -131,14 +131,16 @@ def federate(body: FederateRequest, state: AppState = StateDep) -> FederateAccep
         "max_upload_bytes": body.max_upload_bytes,
     }
     dataset = body.dataset or _base_dataset(state, base) or SAMPLE_DATASET
-    job, model = state.runner.submit_federate(
+    job, model, warnings = state.runner.submit_federate(
         dataset=dataset,
         name=body.model_name or f"federated-{base or 'scratch'}",
         config=config,
         partition=partition,
         base_model_id=base,
     )
-    return FederateAccepted(job_id=job.id, model_id=model.id, parent_id=model.parent_id)
+    return FederateAccepted(
+        job_id=job.id, model_id=model.id, parent_id=model.parent_id, warnings=warnings
+    )
 
 
 def _base_dataset(state: AppState, base: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from musicrec.ui.common import api, call, job_running, show_job
+from musicrec.ui.common import api, call, job_running, show_job, start_job
 
 JOB = "federated-job"
 
@@ -34,14 +34,7 @@ if submitted:
     }
     accepted = call(api().federate, body)
     if accepted is not None:
-        st.session_state[JOB] = {
-            "job_id": accepted["job_id"],
-            "model_id": accepted["model_id"],
-            "status": "queued",
-            "progress": 0.0,
-            "message": "queued",
-        }
-        st.rerun()
+        start_job(JOB, accepted)
 show_job(JOB)
 
 models = call(api().models) or []
