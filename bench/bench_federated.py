@@ -10,7 +10,7 @@
    KKBox-sized set, against one centralized ALS iteration over the same training matrix
    (`overhead_ratio` = round / iteration; the goal is <= 5 at 1,000 clients).
 
-    python -m bench.bench_federated [--scale 1.0] [--curve-rounds 20] [--skip-scale]
+    python -m bench.bench_federated [--scale 1.0] [--curve-rounds 20] [--skip-scale] [--replot]
 """
 
 from __future__ import annotations
@@ -65,14 +65,18 @@ def _public_base(path: Path, config: FederatedConfig, directory: Path) -> Path:
 
 
 def _plot(rows: list[dict[str, Any]], lines: dict[str, float], out: Path) -> None:
+    """recall@10 per round against the reference lines; below, seconds and bytes per round."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    rounds = [row["round"] for row in rows]
-    axis.plot(
+    figure, (quality, cost) = plt.subplots(
+        2, 1, figsize=(8, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.4]}
+    )
+    rounds = [int(row["round"]) for row in rows]
+    quality.plot(
         rounds, [row["recall@10"] for row in rows], marker="o", label="federated ALS (0 = base)"
     )
     styles = {"oracle": ":", "als": "--", "base": "-.", "popularity": (0, (1, 3))}
@@ -83,13 +87,45 @@ def _plot(rows: list[dict[str, Any]], lines: dict[str, float], out: Path) -> Non
         "popularity": "popularity",
     }
     for key, value in lines.items():
-        axis.axhline(value, linestyle=styles[key], color="grey", label=f"{names[key]} {value:.4f}")
-    axis.set_xlabel("round")
-    axis.set_ylabel("recall@10 (per-user holdout)")
-    axis.set_title("Federated fine-tuning, 1M generated rows, 2,000 clients, 200 per round")
-    axis.legend(fontsize=8)
+        quality.axhline(
+            value, linestyle=styles[key], color="grey", label=f"{names[key]} {value:.4f}"
+        )
+    quality.set_ylabel("recall@10 (per-user holdout)")
+    quality.set_title("Federated fine-tuning, 1M generated rows, 2,000 clients, 200 per round")
+    quality.legend(fontsize=8)
+
+    trained = [row for row in rows if row.get("seconds") not in (None, "")]
+    cost.bar([int(row["round"]) for row in trained], [float(row["seconds"]) for row in trained])
+    cost.set_ylabel("seconds per round")
+    cost.set_xlabel("round")
+    cost.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if trained:
+        up = max(int(row["bytes_up_per_client"]) for row in trained)
+        down = max(int(row["bytes_down_per_client"]) for row in trained)
+        cost.set_title(
+            f"per client per round: up {up / 1e6:.2f} MB, down {down / 1e6:.1f} MB", fontsize=9
+        )
     figure.tight_layout()
     figure.savefig(out, dpi=120)
+    plt.close(figure)
+
+
+def replot() -> None:
+    """Redraw the PNG from the stored CSV and latest.json (no rerun)."""
+    with open(RESULTS_DIR / "federated_curve.csv", newline="") as handle:
+        rows = [
+            {k: (float(v) if v not in ("", None) else None) for k, v in row.items()}
+            for row in csv.DictReader(handle)
+        ]
+    curve = json.loads((RESULTS_DIR / "latest.json").read_text())["federated"]["curve"]
+    recall = curve["recall@10"]
+    lines = {
+        "oracle": recall["oracle"],
+        "als": recall["centralized_als"],
+        "base": recall["base_public_only"],
+        "popularity": recall["popularity"],
+    }
+    _plot(rows, lines, RESULTS_DIR / "federated_curve.png")
 
 
 def run_curve(rounds: int) -> dict[str, Any]:
@@ -234,7 +270,11 @@ def main() -> None:
     parser.add_argument("--curve-rounds", type=int, default=20)
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-curve", action="store_true")
+    parser.add_argument("--replot", action="store_true", help="only redraw the PNG")
     args = parser.parse_args()
+    if args.replot:
+        replot()
+        return
     results: dict[str, Any] = {}
     if not args.skip_curve:
         results["curve"] = run_curve(args.curve_rounds)
