@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bench.common import CACHE_DIR, RESULTS_DIR, generated_csv, timed, write_section
-from musicrec.data.synthetic import SyntheticSpec, generate, planted_path
+from musicrec.data.synthetic import SyntheticSpec, generate
 from musicrec.federated.config import FederatedConfig
 from musicrec.federated.data import prepare
 from musicrec.federated.simulation import run_federated
@@ -118,14 +118,17 @@ def replot() -> None:
             for row in csv.DictReader(handle)
         ]
     curve = json.loads((RESULTS_DIR / "latest.json").read_text())["federated"]["curve"]
-    recall = curve["recall@10"]
-    lines = {
+    _plot(rows, _reference_lines(curve["recall@10"]), RESULTS_DIR / "federated_curve.png")
+
+
+def _reference_lines(recall: dict[str, float]) -> dict[str, float]:
+    """The plot's horizontal lines, from the curve's recall@10 figures."""
+    return {
         "oracle": recall["oracle"],
         "als": recall["centralized_als"],
         "base": recall["base_public_only"],
         "popularity": recall["popularity"],
     }
-    _plot(rows, lines, RESULTS_DIR / "federated_curve.png")
 
 
 def run_curve(rounds: int) -> dict[str, Any]:
@@ -143,32 +146,22 @@ def run_curve(rounds: int) -> dict[str, Any]:
         {"round": 0, "recall@10": base_metrics["recall@10"], "ndcg@10": base_metrics["ndcg@10"]}
     ]
     rows += report["rounds"]
-    from musicrec.data.encoding import encode_interactions
-    from musicrec.data.loading import load_interactions
-    from musicrec.data.synthetic import OracleRecommender, PlantedTaste
-    from musicrec.training import ModelSpec, compare_models
+    from musicrec.training import compare_models, oracle_spec
 
-    planted = PlantedTaste.load(planted_path(path))
-    encoded = encode_interactions(load_interactions(path))
-    oracle = compare_models(
-        encoded,
-        [
-            ModelSpec(
-                "oracle",
-                "oracle",
-                {},
-                factory=lambda: OracleRecommender(planted, encoded.users, encoded.songs),
-            )
-        ],
-        seed=config.seed,
-    )["models"]["oracle"]
+    encoded = prepare(config.data_path, config.confidence, config.seed).encoded
+    spec = oracle_spec(path, encoded)
+    assert spec is not None, f"{path} has no planted taste beside it"
+    oracle = compare_models(encoded, [spec], seed=config.seed)["models"]["oracle"]
     models = report["models"]
-    lines = {
-        "oracle": oracle["recall@10"],
-        "als": models["als"]["recall@10"],
-        "base": base_metrics["recall@10"],
+    final = models["federated"]
+    recall = {
+        "federated": final["recall@10"],
+        "base_public_only": base_metrics["recall@10"],
+        "centralized_als": models["als"]["recall@10"],
         "popularity": models["popularity"]["recall@10"],
+        "oracle": oracle["recall@10"],
     }
+    lines = _reference_lines(recall)
     RESULTS_DIR.mkdir(exist_ok=True)
     with open(RESULTS_DIR / "federated_curve.csv", "w", newline="") as handle:
         fields = [
@@ -184,7 +177,6 @@ def run_curve(rounds: int) -> dict[str, Any]:
         writer.writeheader()
         writer.writerows(rows)
     _plot(rows, lines, RESULTS_DIR / "federated_curve.png")
-    final = models["federated"]
     return {
         "data": {"rows": CURVE_SPEC.rows, "users": CURVE_SPEC.users, "songs": CURVE_SPEC.songs},
         "clients": 2000,
@@ -194,13 +186,7 @@ def run_curve(rounds: int) -> dict[str, Any]:
         "seconds_per_round_median": round(float(np.median([r["seconds"] for r in rows[1:]])), 2),
         "bytes_up_per_client": rows[-1]["bytes_up_per_client"],
         "bytes_down_per_client": rows[-1]["bytes_down_per_client"],
-        "recall@10": {
-            "federated": final["recall@10"],
-            "base_public_only": base_metrics["recall@10"],
-            "centralized_als": models["als"]["recall@10"],
-            "popularity": models["popularity"]["recall@10"],
-            "oracle": oracle["recall@10"],
-        },
+        "recall@10": recall,
         "ndcg@10": {
             "federated": final["ndcg@10"],
             "centralized_als": models["als"]["ndcg@10"],

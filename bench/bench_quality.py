@@ -15,9 +15,8 @@ import json
 from bench.common import RESULTS_DIR, generated_csv, timed, write_section
 from musicrec.data.encoding import encode_interactions
 from musicrec.data.loading import load_interactions
-from musicrec.data.synthetic import OracleRecommender, PlantedTaste, planted_path
 from musicrec.models.als import DEFAULT_ALS_PARAMS
-from musicrec.training import ModelSpec, compare_models
+from musicrec.training import ModelSpec, compare_models, oracle_spec
 
 KEYS = ("recall@10", "ndcg@10", "precision@10", "coverage", "auc")
 
@@ -27,17 +26,13 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     args = parser.parse_args()
     path = generated_csv(args.scale)
-    encoded = encode_interactions(load_interactions(path))
-    planted = PlantedTaste.load(planted_path(path))
+    encoded = encode_interactions(load_interactions(path, for_training=True))
+    oracle = oracle_spec(path, encoded)
+    assert oracle is not None, f"{path} has no planted taste beside it"
     specs = [
         ModelSpec("popularity", "popularity", {}),
         ModelSpec("als", "als", dict(DEFAULT_ALS_PARAMS)),
-        ModelSpec(
-            "oracle",
-            "oracle",
-            {},
-            factory=lambda: OracleRecommender(planted, encoded.users, encoded.songs),
-        ),
+        oracle,
     ]
     with timed() as run:
         report = compare_models(encoded, specs)

@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
 
-    data = encode_interactions(load_interactions(generated_csv(args.scale)))
+    data = encode_interactions(load_interactions(generated_csv(args.scale), for_training=True))
     bundle = train_bundle(data, "als", PARAMS)
     model = bundle.model
     rng = np.random.default_rng(0)

@@ -39,7 +39,8 @@ from musicrec.data.loading import load_interactions
 
 params = json.loads(sys.argv[2])
 matrix = interaction_matrix(
-    encode_interactions(load_interactions(sys.argv[1])), confidence_scheme(DEFAULT_CONFIDENCE)
+    encode_interactions(load_interactions(sys.argv[1], for_training=True)),
+    confidence_scheme(DEFAULT_CONFIDENCE),
 )
 matrix.data = (1.0 + params["alpha"] * matrix.data).astype(np.float32)
 with threadpool_limits(limits=1, user_api="blas"):

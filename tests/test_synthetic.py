@@ -16,7 +16,7 @@ from musicrec.data.synthetic import (
 )
 from musicrec.errors import InvalidParameterError
 from musicrec.models.als import DEFAULT_ALS_PARAMS
-from musicrec.training import ModelSpec, compare_models
+from musicrec.training import ModelSpec, compare_models, oracle_spec
 
 
 def test_exact_scale_schema_and_ids(tmp_path):
@@ -61,18 +61,14 @@ def test_oracle_is_the_ceiling(tmp_path):
     path = tmp_path / "g.csv"
     generate(path, SyntheticSpec(rows=60_000, users=1_500, songs=8_000, seed=5))
     data = encode_interactions(load_interactions(path))
-    planted = PlantedTaste.load(planted_path(path))
+    oracle = oracle_spec(path, data)
+    assert oracle is not None
     report = compare_models(
         data,
         [
             ModelSpec("popularity", "popularity", {}),
             ModelSpec("als", "als", dict(DEFAULT_ALS_PARAMS)),
-            ModelSpec(
-                "oracle",
-                "oracle",
-                {},
-                factory=lambda: OracleRecommender(planted, data.users, data.songs),
-            ),
+            oracle,
         ],
     )
     recall = {name: m["recall@10"] for name, m in report["models"].items()}

@@ -24,21 +24,14 @@ from rich.table import Table
 from musicrec.config import SAMPLE_SONGS_CSV, get_settings
 from musicrec.data.encoding import CONFIDENCE_SCHEMES, DEFAULT_CONFIDENCE, encode_interactions
 from musicrec.data.loading import file_fingerprint, load_interactions, load_songs
-from musicrec.data.synthetic import (
-    FULL_KKBOX,
-    OracleRecommender,
-    PlantedTaste,
-    SyntheticSpec,
-    generate,
-    planted_path,
-)
+from musicrec.data.synthetic import FULL_KKBOX, SyntheticSpec, generate
 from musicrec.errors import InvalidParameterError, MusicrecError
 from musicrec.federated.config import FederatedConfig as _FederatedDefaults
 from musicrec.models.als import DEFAULT_ALS_PARAMS, als_backend
 from musicrec.models.artifacts import load_bundle, save_bundle
 from musicrec.models.base import top_n
 from musicrec.store import open_store
-from musicrec.training import ModelSpec, compare_models, train_bundle
+from musicrec.training import ModelSpec, compare_models, oracle_spec, train_bundle
 
 FEDERATED_DEFAULTS = _FederatedDefaults()
 
@@ -271,17 +264,9 @@ def evaluate_command(
                 saved.meta.get("confidence", DEFAULT_CONFIDENCE),
             )
         )
-    planted_file = planted_path(data)
-    if planted_file.exists():
-        planted = PlantedTaste.load(planted_file)
-        specs.append(
-            ModelSpec(
-                "oracle",
-                "oracle",
-                {},
-                factory=lambda: OracleRecommender(planted, encoded.users, encoded.songs),
-            )
-        )
+    oracle = oracle_spec(data, encoded)
+    if oracle is not None:
+        specs.append(oracle)
     with user_errors(), progress_bar("evaluating models", enabled=not as_json) as update:
         report = compare_models(
             encoded,
@@ -558,16 +543,18 @@ def export_catalogue_command(
     with user_errors():
         settings = get_settings()
         store = open_store(settings.database_url, settings.artifact_dir)
-        model_id = model or store.registry.active_id()
-        if not model_id:
-            raise InvalidParameterError("no active model; give --model ID")
-        bundle = store.registry.load(model_id)
+        try:
+            model_id = model or store.registry.active_id()
+            if not model_id:
+                raise InvalidParameterError("no active model; give --model ID")
+            bundle = store.registry.load(model_id)
+        finally:
+            store.close()
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         with open(tmp, "wb") as handle:
             np.savez(handle, song_ids=np.asarray(bundle.songs.ids, dtype=str))
         tmp.replace(out)
-        store.close()
     out_console.print_json(
         json.dumps({"model_id": model_id, "songs": len(bundle.songs), "catalogue": str(out)})
     )

@@ -286,7 +286,7 @@ class JobRunner:
         budget whose noise will swamp the updates)."""
         from musicrec.federated.config import config_from_mapping
         from musicrec.federated.data import parse_partition
-        from musicrec.federated.privacy import planned_dp_warning
+        from musicrec.federated.privacy import plan_dp
         from musicrec.federated.runs import create_federated_model
 
         info = self.store.datasets.get(dataset)
@@ -300,7 +300,9 @@ class JobRunner:
                     "federated fine-tuning needs a ready ALS model"
                 )
             federated.factors = int((base.params or {}).get("factors", federated.factors))
-        warning = planned_dp_warning(federated, n_clients, info.songs)
+        warning = plan_dp(federated, n_clients, info.songs, federated.factors).warning(
+            federated.dp_epsilon
+        )
         model = create_federated_model(
             self.store, name, federated, partition, base_model_id, dataset
         )

@@ -47,6 +47,10 @@ class TopLists:
     def ready(self) -> bool:
         return self.ids is not None
 
+    def answers(self, n: int, filter_heard: bool) -> bool:
+        """True when the lists hold the answer for n songs (heard songs left out)."""
+        return filter_heard and self.ids is not None and n <= self.ids.shape[1]
+
 
 @dataclass(frozen=True)
 class ServedModel:
@@ -97,8 +101,8 @@ class RecommendationService:
         # Build the id lookups now, not on the first request, then exempt everything alive
         # from the cyclic GC: a full collection walking the model's ~400k id strings was
         # the tail of /predict's latency. Unfreezing first lets a replaced model be freed.
-        bundle.users.lookup([""])
-        bundle.songs.lookup([""])
+        bundle.users.build_index()
+        bundle.songs.build_index()
         self.current = served
         gc.unfreeze()
         gc.collect()
@@ -158,8 +162,7 @@ class RecommendationService:
     def answers_from_lists(self, n: int, filter_heard: bool) -> bool:
         """True when a request for n songs is a lookup (precomputed lists ready, or cold)."""
         served = self.current
-        ids = served.top.ids if served is not None else None
-        return served is None or (filter_heard and ids is not None and n <= ids.shape[1])
+        return served is None or served.top.answers(n, filter_heard)
 
     def _popular(
         self, served: ServedModel, n: int, exclude: np.ndarray | None
@@ -191,12 +194,8 @@ class RecommendationService:
             song_ids, scores = self._popular(served, n, None)
             return Recommendations(served.model_id, song_ids, scores, True, None, msno)
         top = served.top
-        if (
-            filter_heard
-            and top.ids is not None
-            and top.scores is not None
-            and n <= top.ids.shape[1]
-        ):
+        if top.answers(n, filter_heard):
+            assert top.ids is not None and top.scores is not None  # scores are set before ids
             row_ids, row_values = top.ids[user_index, :n], top.scores[user_index, :n]
         else:
             heard = bundle.heard[[user_index]] if filter_heard else None

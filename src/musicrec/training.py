@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from musicrec.data.encoding import (
     interaction_matrix,
 )
 from musicrec.data.splits import pair_row_split, per_user_holdout
+from musicrec.data.synthetic import OracleRecommender, PlantedTaste, planted_path
 from musicrec.evaluation import evaluation_report, roc_auc
 from musicrec.models import create_model
 from musicrec.models.als import ALSRecommender
@@ -85,6 +87,21 @@ class ModelSpec:
         if self.factory is not None:
             return self.factory()
         return _create(self.model_type, self.params, threads)
+
+
+def oracle_spec(data_path: Path, data: EncodedInteractions) -> ModelSpec | None:
+    """The planted-taste oracle of a file made by `musicrec generate` (None for other data):
+    it ranks by the true taste, the ceiling any model is reported against."""
+    planted_file = planted_path(data_path)
+    if not planted_file.exists():
+        return None
+    planted = PlantedTaste.load(planted_file)
+    return ModelSpec(
+        "oracle",
+        "oracle",
+        {},
+        factory=lambda: OracleRecommender(planted, data.users, data.songs),
+    )
 
 
 StageCallback = Callable[[str, int, int], None]

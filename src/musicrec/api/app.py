@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute
 
 from musicrec import __version__
 from musicrec.api.actions import activate_model
@@ -119,9 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.close()
 
     app = FastAPI(title="musicrec", version=__version__, description=DESCRIPTION, lifespan=lifespan)
-    # The routers' own routes (with their paths) label the latency histogram.
-    routes: list[BaseRoute] = []
-    app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry, routes=routes)
+    app.add_middleware(RequestTelemetryMiddleware, telemetry=telemetry)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -132,5 +129,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (models.router, predict.router, datasets.router, system.router):
         app.include_router(router)
-        routes.extend(router.routes)
     return app

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -96,17 +95,9 @@ class RequestTelemetryMiddleware:
     more per request than a precomputed /predict answer does.
     """
 
-    def __init__(self, app: ASGIApp, telemetry: Telemetry, routes: list[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
         self.app = app
         self.telemetry = telemetry
-        self.routes = routes  # the app's route list (filled after this middleware is added)
-
-    def _route_path(self, scope: Scope) -> str:
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return str(getattr(route, "path", "unmatched"))
-        return "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -137,7 +128,8 @@ class RequestTelemetryMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route_path = self._route_path(scope)
+            # The router records the matched route in the scope before the endpoint runs.
+            route_path = str(getattr(scope.get("route"), "path", "unmatched"))
             method = str(scope.get("method", ""))
             self.telemetry.latency.labels(method, route_path, str(status)).observe(elapsed)
             access_logger.info(

@@ -25,11 +25,16 @@ class IdMap:
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
-    def lookup(self, external_ids: np.ndarray | list[str]) -> np.ndarray:
-        """Indices of the given ids, -1 for ids this map does not know."""
+    def build_index(self) -> pd.Index:
+        """The hash index behind ``lookup``, built on first use (or ahead, by a server)."""
         if self._index is None:
             self._index = pd.Index(self.ids)
-        return np.asarray(self._index.get_indexer(pd.Index(np.asarray(external_ids, dtype=object))))
+        return self._index
+
+    def lookup(self, external_ids: np.ndarray | list[str]) -> np.ndarray:
+        """Indices of the given ids, -1 for ids this map does not know."""
+        index = self.build_index()
+        return np.asarray(index.get_indexer(pd.Index(np.asarray(external_ids, dtype=object))))
 
 
 @dataclass

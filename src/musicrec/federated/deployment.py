@@ -29,7 +29,13 @@ import scipy.sparse as sp
 from flwr.app import ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
-from musicrec.data.encoding import IdMap, confidence_scheme
+from musicrec.data.encoding import (
+    EncodedInteractions,
+    IdMap,
+    confidence_scheme,
+    encode_interactions,
+    interaction_matrix,
+)
 from musicrec.data.loading import load_interactions
 from musicrec.errors import InvalidParameterError
 from musicrec.federated.client_app import make_client_app
@@ -38,7 +44,7 @@ from musicrec.federated.data import client_users
 from musicrec.federated.runs import create_federated_model
 from musicrec.federated.server_app import ServerHooks, run_rounds
 from musicrec.federated.task import CONFIG_KEY
-from musicrec.models.als import ALSRecommender, fold_in_users
+from musicrec.models.als import ALSRecommender, fold_in_all
 from musicrec.models.artifacts import ARRAYS_FILE, ModelBundle
 from musicrec.store import open_store
 
@@ -69,26 +75,21 @@ def _local_matrix(
     partition: tuple[int, int] | None,
     seed: int,
 ) -> tuple[sp.csr_matrix, str]:
-    table = load_interactions(data_path, for_training=True)
+    local = encode_interactions(load_interactions(data_path, for_training=True))
     catalogue = read_catalogue(catalogue_path)
-    msno = table.column("msno").chunk(0)
-    listeners = np.asarray(msno.dictionary.to_numpy(zero_copy_only=False)).astype(str)
-    user_codes = msno.indices.to_numpy(zero_copy_only=False)
-    songs = table.column("song_id").chunk(0)
-    # Look up each distinct song once, then map every row through its dictionary index.
-    song_codes = IdMap(catalogue).lookup(
-        np.asarray(songs.dictionary.to_numpy(zero_copy_only=False))
-    )[songs.indices.to_numpy(zero_copy_only=False)]
-    target = table.column("target").to_numpy()
-    scheme = confidence_scheme(confidence)
-    values = np.where(target == 1, scheme.positive_weight, scheme.negative_weight)
+    catalogue_ids = IdMap(catalogue)
+    # Re-code the songs onto the server's catalogue (looked up once per distinct song);
+    # events of songs the catalogue does not hold are left out.
+    song_codes = catalogue_ids.lookup(local.songs.ids)[local.song_codes]
     known = song_codes >= 0
-    matrix = sp.csr_matrix(
-        (values[known].astype(np.float32), (user_codes[known], song_codes[known])),
-        shape=(listeners.shape[0], catalogue.shape[0]),
+    on_catalogue = EncodedInteractions(
+        user_codes=local.user_codes[known],
+        song_codes=song_codes[known].astype(np.int32),
+        target=local.target[known],
+        users=local.users,
+        songs=catalogue_ids,
     )
-    matrix.sum_duplicates()
-    matrix.eliminate_zeros()
+    matrix = interaction_matrix(on_catalogue, confidence_scheme(confidence))
     if partition is not None:
         users = client_users(partition[0], partition[1], matrix.shape[0], seed)
         matrix = matrix[users]
@@ -200,10 +201,7 @@ def _fine_tune(
     item_factors = result.item_factors
     # The server holds no listening logs; the base model's own listeners (its central,
     # public training data) get vectors refreshed against the fine-tuned song factors.
-    gram = item_factors.astype(np.float64).T @ item_factors
-    user_factors = fold_in_users(
-        item_factors, gram, base.heard, config.alpha, config.regularization
-    )
+    user_factors = fold_in_all(item_factors, base.heard, config.alpha, config.regularization)
     model = ALSRecommender.from_arrays(
         base_model.params(), {"item_factors": item_factors, "user_factors": user_factors}
     )

@@ -9,6 +9,7 @@ amplification.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from flwr.serverapp import (
     GaussianPrivacyEvent,
@@ -20,8 +21,7 @@ from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
 
 from musicrec.errors import InvalidParameterError
 from musicrec.federated.config import FederatedConfig
-from musicrec.federated.secagg import MASKED_BYTES
-from musicrec.federated.task import FLOAT_BYTES, round_song_set
+from musicrec.federated.task import round_song_set, upload_value_bytes
 
 
 def default_delta(population: int) -> float:
@@ -91,17 +91,49 @@ def dp_noise_warning(
     )
 
 
-def planned_dp_warning(config: FederatedConfig, n_clients: int, n_songs: int) -> str | None:
-    """Before a run: the warning of ``dp_noise_warning`` for this configuration, or None."""
-    if not config.dp_epsilon:
-        return None
+@dataclass(frozen=True)
+class DpPlan:
+    """A run's differential privacy, fixed before round 1 (no DP: noise_multiplier 0)."""
+
+    clients_per_round: int
+    delta: float
+    noise_multiplier: float
+    values_per_update: int  # d: values one client uploads in a round
+
+    @property
+    def noise_to_signal(self) -> float:
+        return dp_noise_to_signal(
+            self.noise_multiplier, self.clients_per_round, self.values_per_update
+        )
+
+    def warning(self, epsilon: float) -> str | None:
+        """``dp_noise_warning`` for this plan; None without DP."""
+        if not self.noise_multiplier:
+            return None
+        return dp_noise_warning(
+            self.noise_multiplier, self.clients_per_round, self.values_per_update, epsilon
+        )
+
+
+def plan_dp(config: FederatedConfig, population: int, n_songs: int, factors: int) -> DpPlan:
+    """Clients per round, δ, the noise multiplier for the budget, and the upload size d.
+
+    The server's round loop and the pre-run warnings both use this, so they agree."""
     per_round = (
-        n_clients if not config.clients_per_round else min(config.clients_per_round, n_clients)
+        population if not config.clients_per_round else min(config.clients_per_round, population)
     )
-    delta = config.dp_delta or default_delta(n_clients)
-    noise = noise_for_epsilon(config.dp_epsilon, config.rounds, per_round, n_clients, delta)
-    value_bytes = MASKED_BYTES if config.secagg else FLOAT_BYTES
+    delta = config.dp_delta or default_delta(population)
+    noise = (
+        noise_for_epsilon(config.dp_epsilon, config.rounds, per_round, population, delta)
+        if config.dp_epsilon
+        else 0.0
+    )
     songs = round_song_set(
-        n_songs, config.factors, config.max_upload_bytes, 0, config.seed, value_bytes
-    ).shape[0]
-    return dp_noise_warning(noise, per_round, songs * config.factors, config.dp_epsilon)
+        n_songs,
+        factors,
+        config.max_upload_bytes,
+        0,
+        config.seed,
+        upload_value_bytes(config.secagg),
+    )
+    return DpPlan(per_round, delta, noise, int(songs.shape[0]) * factors)

@@ -27,13 +27,12 @@ from flwr.app import (
 from flwr.serverapp import Grid, ServerApp
 
 from musicrec.federated.config import FederatedConfig, config_from_context
-from musicrec.federated.privacy import default_delta, epsilon_spent, noise_for_epsilon
-from musicrec.federated.secagg import KEY_BYTES, MASKED_BYTES, unmask_sum
+from musicrec.federated.privacy import epsilon_spent, plan_dp
+from musicrec.federated.secagg import KEY_BYTES, unmask_sum
 from musicrec.federated.task import (
     ARRAYS_KEY,
     CONFIG_KEY,
     FACTORS_ARRAY,
-    FLOAT_BYTES,
     MASKED_UPDATE_ARRAY,
     METRICS_KEY,
     PUBLIC_KEY_ARRAY,
@@ -47,6 +46,7 @@ from musicrec.federated.task import (
     aggregate,
     dp_aggregate,
     round_song_set,
+    upload_value_bytes,
 )
 
 RoundEvaluator = Callable[[np.ndarray], dict[str, float]]
@@ -188,19 +188,12 @@ def run_rounds(grid: Grid, config: FederatedConfig, hooks: ServerHooks) -> RunRe
     n_songs = factors.shape[0]
     nodes = wait_for_nodes(grid, config.min_clients, config.node_timeout_seconds)
     population = len(nodes)
-    per_round = (
-        population
-        if config.clients_per_round in (0, None)
-        else min(config.clients_per_round, population)
-    )
+    dp = plan_dp(config, population, n_songs, factors.shape[1])
+    per_round, noise, delta = dp.clients_per_round, dp.noise_multiplier, dp.delta
     rng = np.random.default_rng(config.seed)
     optimizer = Adam(factors.shape, config.learning_rate)
     result = hooks.result
-    noise = 0.0
-    delta = config.dp_delta or default_delta(population)
-    if config.dp_epsilon:
-        noise = noise_for_epsilon(config.dp_epsilon, config.rounds, per_round, population, delta)
-    value_bytes = MASKED_BYTES if config.secagg else FLOAT_BYTES
+    value_bytes = upload_value_bytes(config.secagg)
 
     for round_index in range(config.rounds):
         started = time.perf_counter()
@@ -277,6 +270,7 @@ def run_rounds(grid: Grid, config: FederatedConfig, hooks: ServerHooks) -> RunRe
         else None,
         "delta": delta if noise else None,
         "noise_multiplier": noise or None,
+        "noise_to_signal": round(dp.noise_to_signal, 2) if noise else None,
         "clip_norm": config.dp_clip_norm if noise else None,
         "secagg": config.secagg,
         "aggregation": ("dp-clipped-mean" if noise else config.aggregation)

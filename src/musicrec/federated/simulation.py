@@ -22,9 +22,9 @@ from musicrec.evaluation import evaluation_report, ranking_metrics
 from musicrec.federated.client_app import make_client_app
 from musicrec.federated.config import FederatedConfig
 from musicrec.federated.data import FederatedData, parse_partition, prepare
-from musicrec.federated.privacy import dp_noise_to_signal, planned_dp_warning
+from musicrec.federated.privacy import plan_dp
 from musicrec.federated.server_app import RunResult, ServerHooks, make_server_app
-from musicrec.models.als import ALSRecommender, fold_in_users, ranked_top_n
+from musicrec.models.als import ALSRecommender, fold_in_all, ranked_top_n
 from musicrec.models.artifacts import ModelBundle, load_bundle
 from musicrec.training import EVAL_K, ModelSpec, compare_models
 
@@ -71,8 +71,7 @@ def holdout_seen_by_base(base: ModelBundle, data: FederatedData) -> float:
 def _user_vectors(
     item_factors: np.ndarray, user_items: sp.csr_matrix, config: FederatedConfig
 ) -> np.ndarray:
-    gram = item_factors.astype(np.float64).T @ item_factors
-    return fold_in_users(item_factors, gram, user_items, config.alpha, config.regularization)
+    return fold_in_all(item_factors, user_items, config.alpha, config.regularization)
 
 
 def ranking_evaluator(
@@ -182,7 +181,9 @@ def run_federated(
                 "the holdout metrics of the fine-tuned model (and of the seed-style number) "
                 "overstate quality; train the base model on separate (public) data to measure"
             )
-    dp_warning = planned_dp_warning(config, n_clients, len(data.encoded.songs))
+    dp_warning = plan_dp(config, n_clients, len(data.encoded.songs), config.factors).warning(
+        config.dp_epsilon
+    )
     if dp_warning:
         logger.warning(dp_warning)
         warnings.append(dp_warning)
@@ -219,14 +220,6 @@ def run_federated(
     report["models"]["federated"] = federated_metrics(item_factors, data, config)
     report["rounds"] = result.rounds
     report["privacy"] = result.privacy
-    if result.privacy.get("noise_multiplier"):
-        values = int(result.rounds[0]["songs_updated"]) * config.factors
-        report["privacy"]["noise_to_signal"] = round(
-            dp_noise_to_signal(
-                result.privacy["noise_multiplier"], result.privacy["clients_per_round"], values
-            ),
-            2,
-        )
     report["partition"] = {"scheme": partition, "clients": n_clients}
     report["seconds"] = round(seconds, 2)
     if compare:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from musicrec.federated.secagg import MASKED_BYTES
 from musicrec.models.als import fold_in_users
 
 # Record keys shared by the client and server apps.
@@ -39,6 +40,11 @@ PUBLIC_KEYS_ARRAY = "public_keys"  # secure aggregation: the round's keys, serve
 # The only metric a client reports: how many listeners its update sums over (its weight).
 WEIGHT_METRIC = "num_users"
 FLOAT_BYTES = 4
+
+
+def upload_value_bytes(secagg: bool) -> int:
+    """Bytes per uploaded value: float32, or uint64 fixed point under secure aggregation."""
+    return MASKED_BYTES if secagg else FLOAT_BYTES
 
 
 def round_song_set(

@@ -118,6 +118,14 @@ def fold_in_users(
     return result
 
 
+def fold_in_all(
+    item_factors: np.ndarray, user_items: sp.csr_matrix, alpha: float, regularization: float
+) -> np.ndarray:
+    """``fold_in_users`` for song factors without a cached Gram matrix (computes YᵀY here)."""
+    gram = item_factors.astype(np.float64).T @ item_factors
+    return fold_in_users(item_factors, gram, user_items, alpha, regularization)
+
+
 def ranked_top_n(
     item_factors: np.ndarray,
     user_vectors: np.ndarray,
@@ -268,16 +276,10 @@ class ALSRecommender(Recommender):
         # implicit's native top-k: scores and selects without materialising users x songs
         # (about 7x the numpy path per user at 360k songs); one thread for a single listener,
         # where OpenMP start-up would cost more than it saves.
+        if threads is None:
+            threads = 1 if user_indices.size == 1 else self.threads
         return ranked_top_n(
-            self.item_factors,
-            self.user_factors[user_indices],
-            n_out,
-            heard,
-            threads=threads
-            if threads is not None
-            else 1
-            if user_indices.size == 1
-            else self.threads,
+            self.item_factors, self.user_factors[user_indices], n_out, heard, threads=threads
         )
 
     def fold_in(self, song_indices: np.ndarray, values: np.ndarray) -> np.ndarray:
