@@ -124,6 +124,24 @@ def test_registry_lifecycle(store, tmp_path, sample_csv):
         registry.delete(first.id)
 
 
+def test_register_outside_a_job_never_leaves_a_queued_model(store, sample_csv, monkeypatch):
+    registry = store.registry
+    bundle = train_bundle(encode_interactions(load_interactions(sample_csv)), "als", PARAMS)
+    ready = registry.register("cli-model", bundle, info={"source": "cli"})
+    assert ready.status == "ready" and registry.load(ready.id).model.n_songs == 5772
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("musicrec.store.registry.save_bundle", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        registry.register("cli-model-2", bundle)
+    failed = [m for m in registry.list_models() if m.name == "cli-model-2"]
+    assert len(failed) == 1 and failed[0].status == "failed"
+    assert "No space left" in (failed[0].error or "")
+    registry.delete(failed[0].id)  # a failed row can be cleaned up; a queued one could not
+
+
 def test_corrupt_artifact_marks_broken_and_keeps_active(store, sample_csv):
     registry = store.registry
     data = encode_interactions(load_interactions(sample_csv))

@@ -192,14 +192,14 @@ def train_command(
         if register:
             settings = get_settings()
             store = open_store(settings.database_url, settings.artifact_dir)
-            record = store.registry.create(
-                name or (out.name if out else f"{model_type}-cli"),
-                bundle.model.model_type,
-                bundle.model.params(),
-                info={"data_path": str(data), "source": "cli"},
-            )
-            model_id = store.registry.publish(record.id, bundle).id
-            store.close()
+            try:
+                model_id = store.registry.register(
+                    name or (out.name if out else f"{model_type}-cli"),
+                    bundle,
+                    info={"data_path": str(data), "source": "cli"},
+                ).id
+            finally:
+                store.close()
     out_console.print_json(
         json.dumps(
             {

@@ -185,6 +185,19 @@ class ModelRegistry:
         )
         return self.get(model_id)
 
+    def register(
+        self, name: str, bundle: ModelBundle, info: dict[str, Any] | None = None
+    ) -> ModelRecord:
+        """Create and publish in one step, for a model trained outside a job (the CLI's
+        ``train --register``): a failed write marks the row failed, never leaves it queued
+        (no job owns it, so nothing else would ever close it)."""
+        record = self.create(name, bundle.model.model_type, bundle.model.params(), info=info)
+        try:
+            return self.publish(record.id, bundle)
+        except BaseException as exc:
+            self.mark_failed(record.id, str(exc) or type(exc).__name__)
+            raise
+
     def load(self, model_id: str) -> ModelBundle:
         """Load and verify a ready model's artifact; a failure marks it ``broken``."""
         record = self.get(model_id)
